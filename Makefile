@@ -1,0 +1,55 @@
+# Vigil — every target creates the virtualenv on first use.
+# `make run` starts the whole suite locally; `make test` runs the whole test suite.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROTOS := $(wildcard protos/vigil/v1/*.proto)
+GEN    := services/generated
+CHROMIUM ?= /usr/bin/chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test proto proto-check lint browser clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install Vigil with its development tools
+
+proto: $(STAMP) ## generate Python code and type stubs from protos/
+	$(PY) -m services.cli.codegen $(GEN)
+
+proto-check: $(STAMP) ## fail if the generated code is not what protos/ gives
+	$(PY) -m services.cli.codegen --check $(GEN)
+
+run: proto ## start Redis, the four services and simulated devices; prints the dashboard URL
+	$(VENV)/bin/vigil up
+
+browser: ## make sure Debian's chromium is installed (the dashboard tests drive it)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "error: $(CHROMIUM) not found; install Debian's chromium (apt-get install chromium) or set CHROMIUM=/path/to/chromium" >&2; exit 1; \
+	  fi; }
+	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) still missing after install" >&2; exit 1; }
+
+test: proto-check proto lint browser ## lint, then the whole suite (real Redis, gRPC, WebSocket, Chromium)
+	VIGIL_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff format --check services tests
+	$(VENV)/bin/mypy
+
+clean: ## remove the virtualenv, caches and local stack state
+	rm -rf $(VENV) .vigil .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
