@@ -1,0 +1,1 @@
+"""Vigil: real-time anomaly detection for sensor fleets, as gRPC microservices."""

@@ -1,0 +1,93 @@
+"""The one exception tree of Vigil.
+
+Every error a client can cause or see is a `VigilError` child; the gRPC interceptor and
+the HTTP middleware turn it into a status code at one boundary each. Messages are safe
+to show a client: they never carry a stack trace, a secret or internal state.
+"""
+
+from __future__ import annotations
+
+
+class VigilError(Exception):
+    """Base of every error Vigil reports to a client.
+
+    `status` is the gRPC status name; `http_status` the HTTP equivalent.
+    """
+
+    status = "INTERNAL"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(VigilError):
+    """A request field is malformed; `field` names it (e.g. `batch.readings[3].value`)."""
+
+    status = "INVALID_ARGUMENT"
+    http_status = 400
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class Unauthenticated(VigilError):
+    """The caller's credentials are missing, malformed, wrong or expired."""
+
+    status = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(VigilError):
+    """Valid credentials that do not allow this (a device token used for another id)."""
+
+    status = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class NotFound(VigilError):
+    """The named thing (ticket, alert) does not exist."""
+
+    status = "NOT_FOUND"
+    http_status = 404
+
+
+class FailedPrecondition(VigilError):
+    """The request is well-formed but out of order (a batch before Hello)."""
+
+    status = "FAILED_PRECONDITION"
+    http_status = 409
+
+
+class ResourceExhausted(VigilError):
+    """A limit was hit; `retry_after` (seconds) says when trying again makes sense."""
+
+    status = "RESOURCE_EXHAUSTED"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(VigilError):
+    """A dependency (Redis, the detector) cannot be reached now; retrying may work."""
+
+    status = "UNAVAILABLE"
+    http_status = 503
+
+
+class Unimplemented(VigilError):
+    """The method exists in the contract but this build does not serve it yet."""
+
+    status = "UNIMPLEMENTED"
+    http_status = 501
+
+
+class ConfigError(VigilError):
+    """Bad configuration: an environment variable or a file, named in the message."""
+
+    status = "INVALID_ARGUMENT"
+    http_status = 400

@@ -1,0 +1,45 @@
+"""Every Redis key Vigil uses, built here and nowhere else.
+
+Shared state lives only in Redis (see DESIGN.md). Lua scripts that must reach keys
+they only learn while running (job hashes) get the prefix from here as an argument.
+"""
+
+from __future__ import annotations
+
+PREFIX = "vigil:"
+
+EVENTS = PREFIX + "events"  # stream, capped: what dashboards see
+QUEUE = PREFIX + "queue"  # sorted set of job ids; score = priority * 10^12 - enqueue ms
+QUEUE_LEASES = PREFIX + "queue:leases"  # sorted set of job ids by lease deadline (ms)
+QUEUE_DEAD = PREFIX + "queue:dead"  # list of dead-lettered job ids, capped
+QUEUE_NOTIFY = PREFIX + "queue:notify"  # pub/sub channel: "a job was enqueued"
+JOB_PREFIX = PREFIX + "jobs:"  # hash per job: body, priority, attempts, state, ...
+CACHE_PREFIX = PREFIX + "cache:"
+RATE_PREFIX = PREFIX + "rl:"
+STATE_PREFIX = PREFIX + "state:"
+HISTORY_PREFIX = PREFIX + "history:"
+SEEN_PREFIX = PREFIX + "ingest:seen:"  # sorted set per device: batch seqs already applied
+
+
+def job(job_id: str) -> str:
+    return JOB_PREFIX + job_id
+
+
+def cache(digest: str) -> str:
+    return CACHE_PREFIX + digest
+
+
+def rate_limit(name: str) -> str:
+    return RATE_PREFIX + name
+
+
+def detector_state(shard: str) -> str:
+    return STATE_PREFIX + shard
+
+
+def history(device_id: str) -> str:
+    return HISTORY_PREFIX + device_id
+
+
+def seen(device_id: str) -> str:
+    return SEEN_PREFIX + device_id

@@ -1,0 +1,30 @@
+"""The one way services open a Redis connection.
+
+Every command has a deadline (socket timeouts) and connection errors are retried with
+capped exponential backoff, so a Redis restart costs a pause, not a crash.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from services.common.settings import Secret
+
+
+def connect(url: Secret | str, *, timeout_s: float = 5.0, retries: int = 6) -> Redis:
+    """A client for `url` that decodes replies to str and retries lost connections."""
+    raw = url.reveal() if isinstance(url, Secret) else url
+    return Redis.from_url(
+        raw,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=min(timeout_s, 2.0),
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=15,
+        client_name=None,
+    )
