@@ -1,0 +1,1 @@
+"""Detection rules: the YAML format, its validation, and the default file."""

@@ -1,0 +1,62 @@
+"""Validation of what devices send, as plain functions with no I/O.
+
+Each refusal is an `InvalidArgument` naming the field (`batch.readings[3].value`), so a
+device maker can fix the device from the message alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from vigil.v1 import ingest_pb2
+
+from services.common.errors import InvalidArgument
+
+SENSOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+LABEL_KEY = re.compile(r"[A-Za-z0-9_./-]{1,63}")
+MAX_LABELS = 32
+MAX_LABEL_VALUE = 256
+MAX_SKEW_S = 86_400.0
+
+
+def _printable(text: str) -> bool:
+    return all(ch.isprintable() for ch in text)
+
+
+def hello(message: ingest_pb2.Hello) -> tuple[str, dict[str, str]]:
+    """The device id and labels of a valid Hello."""
+    if not DEVICE_ID.fullmatch(message.device_id):
+        raise InvalidArgument("hello.device_id", "must match [A-Za-z0-9_.:-]{1,128}")
+    if len(message.labels) > MAX_LABELS:
+        raise InvalidArgument("hello.labels", f"at most {MAX_LABELS} labels")
+    for key, value in message.labels.items():
+        if not LABEL_KEY.fullmatch(key):
+            raise InvalidArgument(f"hello.labels[{key!r}]", "key must match [A-Za-z0-9_./-]{1,63}")
+        if len(value) > MAX_LABEL_VALUE or not _printable(value):
+            raise InvalidArgument(
+                f"hello.labels[{key!r}]",
+                f"value must be printable text of at most {MAX_LABEL_VALUE} characters",
+            )
+    return message.device_id, dict(message.labels)
+
+
+def batch(message: ingest_pb2.ReadingBatch, now: float, max_readings: int) -> None:
+    """Raise InvalidArgument unless every reading of the batch is acceptable."""
+    count = len(message.readings)
+    if count == 0:
+        raise InvalidArgument("batch.readings", "must not be empty")
+    if count > max_readings:
+        raise InvalidArgument("batch.readings", f"{count} readings, at most {max_readings}")
+    lo, hi = now - MAX_SKEW_S, now + MAX_SKEW_S
+    for i, reading in enumerate(message.readings):
+        if not SENSOR.fullmatch(reading.sensor):
+            raise InvalidArgument(f"batch.readings[{i}].sensor", "must match [A-Za-z0-9_.-]{1,64}")
+        if not math.isfinite(reading.value):
+            raise InvalidArgument(f"batch.readings[{i}].value", "must be finite")
+        at = reading.time.seconds + reading.time.nanos / 1e9
+        if not lo <= at <= hi:
+            raise InvalidArgument(
+                f"batch.readings[{i}].time", "must be within one day of the server's clock"
+            )

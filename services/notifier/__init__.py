@@ -1,0 +1,2 @@
+"""The notifier: fans the `vigil:events` stream out to WebSocket dashboards and gRPC
+subscribers, and serves the dashboard page."""
