@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from services.common.embedded_redis import EmbeddedRedis, find_redis_server
+from services.common.errors import ConfigError
+
+
+def test_binary_is_found() -> None:
+    assert Path(find_redis_server()).exists()
+
+
+def test_busy_port_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(
+            ConfigError, match=f"port 127.0.0.1:{port} \\(Redis\\) is already in use"
+        ):
+            EmbeddedRedis(tmp_path, port).start()
+
+
+def test_runs_with_aof_in_its_folder(tmp_path: Path) -> None:
+    import redis
+
+    with EmbeddedRedis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("dir")["dir"] == str(tmp_path)
+        client.close()

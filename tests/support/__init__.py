@@ -1,0 +1,1 @@
+"""Test support: real processes, real servers and real clients on loopback."""
