@@ -74,3 +74,12 @@ async def test_enqueue_of_existing_job_id_adds_nothing(redis: Redis) -> None:
     await enqueue(redis, 1, ("same", 3))
     await enqueue(redis, 2, ("same", 3))
     assert await redis.zcard(keys.QUEUE) == 1
+
+
+async def test_jobs_of_one_level_are_first_in_first_out_within_a_millisecond(redis: Redis) -> None:
+    names = [f"w{i:02d}" for i in range(30)]
+    for seq, name in enumerate(names, 1):
+        await enqueue(redis, seq, (name, 2))
+    queue = JobQueue(redis, Scripts(redis))
+    claimed = [claim.job_id for _ in names if (claim := await queue.claim()) is not None]
+    assert claimed == names

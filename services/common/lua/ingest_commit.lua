@@ -15,15 +15,16 @@ for _, e in ipairs(payload.events) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
     'kind', e[1], 'device', e[2], 'sev', e[3], 'data', e[4])
 end
+-- Enqueue time in ms with microsecond fraction, so jobs of one millisecond stay FIFO.
 local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ms = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local enqueued = 0
 for i, j in ipairs(payload.jobs) do
   local jk = KEYS[3 + i]
   if redis.call('EXISTS', jk) == 0 then
-    local score = string.format('%d', tonumber(j[2]) * 1000000000000 - now_ms)
+    local score = string.format('%.3f', tonumber(j[2]) * 1000000000000 - now_ms)
     redis.call('HSET', jk, 'id', j[1], 'priority', j[2], 'body', j[3], 'attempts', 0,
-      'state', 'queued', 'score', score, 'enqueued_ms', string.format('%d', now_ms))
+      'state', 'queued', 'score', score, 'enqueued_ms', string.format('%.3f', now_ms))
     redis.call('ZADD', KEYS[3], score, j[1])
     enqueued = enqueued + 1
   end
