@@ -1,11 +1,12 @@
 """The analysis job queue in Redis: priority order, leases, idempotent completion.
 
-Score = priority * 10^12 - enqueue time (ms with a microsecond fraction, Redis's clock):
-critical before warning before info, first-in first-out within a level. A claim moves the job to the lease set
-with a deadline; a job whose lease expires goes back to the queue (or to the dead
-letters after `max_attempts`). Completing publishes the job's result event and deletes
-the job in one script, and only for the attempt that holds the lease, so a job has
-exactly one result even when a worker that lost its lease finishes late.
+Score = priority * 10^12 - enqueue time (ms with a microsecond fraction, Redis's
+clock): critical before warning before info, first-in first-out within a level. A claim
+moves the job to the lease set with a deadline; a job whose lease expires goes back to
+the queue (or to the dead letters after `max_attempts`). Completing publishes the job's
+result event and deletes the job in one script, and only for the attempt that holds the
+lease, so a job has exactly one result even when a worker that lost its lease finishes
+late.
 """
 
 from __future__ import annotations
