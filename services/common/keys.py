@@ -19,6 +19,9 @@ RATE_PREFIX = PREFIX + "rl:"
 STATE_PREFIX = PREFIX + "state:"
 HISTORY_PREFIX = PREFIX + "history:"
 SEEN_PREFIX = PREFIX + "ingest:seen:"  # sorted set per device: batch seqs already applied
+# hash: device id -> JSON {"device_id", "labels", "status": "online"|"offline",
+# "last_seen": RFC 3339, "connected_at": RFC 3339}; written by ingest, read by dashboards.
+DEVICES = PREFIX + "devices"
 
 
 def job(job_id: str) -> str:
@@ -38,6 +41,7 @@ def detector_state(shard: str) -> str:
 
 
 def history(device_id: str) -> str:
+    """Stream, capped: one entry per batch, field `readings` = JSON [[sensor, unix s, value]]."""
     return HISTORY_PREFIX + device_id
 
 

@@ -23,3 +23,5 @@ class Scripts:
         self.ingest_commit: AsyncScript = redis.register_script(_source("ingest_commit"))
         self.queue_claim: AsyncScript = redis.register_script(_source("queue_claim"))
         self.queue_complete: AsyncScript = redis.register_script(_source("queue_complete"))
+        self.rate_acquire: AsyncScript = redis.register_script(_source("rate_acquire"))
+        self.rate_settle: AsyncScript = redis.register_script(_source("rate_settle"))
