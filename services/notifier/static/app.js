@@ -56,7 +56,8 @@ function renderAlert(event) {
   const age = row.querySelector(".age");
   age.dateTime = event.time || "";
   age.textContent = event.time ? new Date(event.time).toLocaleTimeString() : "";
-  setText(row, ".reasons", (event.reasons || []).join("; "));
+  // A resolve carries the quiet reading, not the reasons: keep what the alert said.
+  if ((event.reasons || []).length) setText(row, ".reasons", event.reasons.join("; "));
   if (event.state === "opened") counts.alerts += 1;
 }
 
