@@ -12,15 +12,20 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 
-def _source(name: str) -> str:
-    return resources.files("services.common").joinpath("lua", f"{name}.lua").read_text()
+def _read(path: str) -> str:
+    return resources.files("services.common").joinpath("lua", path).read_text()
+
+
+def _source(name: str, *libs: str) -> str:
+    """A script, with the `lua/lib/` libraries it uses prepended."""
+    return "".join(_read(f"lib/{lib}.lua") + "\n" for lib in libs) + _read(f"{name}.lua")
 
 
 class Scripts:
     """The registered scripts of one Redis client."""
 
     def __init__(self, redis: Redis) -> None:
-        self.ingest_commit: AsyncScript = redis.register_script(_source("ingest_commit"))
+        self.ingest_commit: AsyncScript = redis.register_script(_source("ingest_commit", "enqueue"))
         self.queue_claim: AsyncScript = redis.register_script(_source("queue_claim"))
         self.queue_complete: AsyncScript = redis.register_script(_source("queue_complete"))
         self.rate_acquire: AsyncScript = redis.register_script(_source("rate_acquire"))

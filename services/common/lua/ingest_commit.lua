@@ -20,14 +20,7 @@ local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local enqueued = 0
 for i, j in ipairs(payload.jobs) do
-  local jk = KEYS[3 + i]
-  if redis.call('EXISTS', jk) == 0 then
-    local score = string.format('%.3f', tonumber(j[2]) * 1000000000000 - now_ms)
-    redis.call('HSET', jk, 'id', j[1], 'priority', j[2], 'body', j[3], 'attempts', 0,
-      'state', 'queued', 'score', score, 'enqueued_ms', string.format('%.3f', now_ms))
-    redis.call('ZADD', KEYS[3], score, j[1])
-    enqueued = enqueued + 1
-  end
+  enqueued = enqueued + vigil_enqueue(KEYS[3], KEYS[3 + i], j[1], j[2], j[3], now_ms)
 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
