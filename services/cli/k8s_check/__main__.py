@@ -1,0 +1,5 @@
+import sys
+
+from services.cli.k8s_check.cli import main
+
+sys.exit(main())
