@@ -7,7 +7,6 @@
 # virtualenv. Stage 2 is the slim runtime: that virtualenv, a non-root user, nothing else
 # (no compiler, no pip cache, no source tree).
 
-
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
