@@ -38,3 +38,7 @@ class Scripts:
         self.queue_reap: AsyncScript = redis.register_script(_source("queue_reap", "enqueue"))
         self.rate_acquire: AsyncScript = redis.register_script(_source("rate_acquire"))
         self.rate_settle: AsyncScript = redis.register_script(_source("rate_settle"))
+        self.budget_reserve: AsyncScript = redis.register_script(_source("budget_reserve"))
+        self.lock_release: AsyncScript = redis.register_script(_source("lock_release"))
+        self.lock_refresh: AsyncScript = redis.register_script(_source("lock_refresh"))
+        self.quick_publish: AsyncScript = redis.register_script(_source("quick_publish"))
