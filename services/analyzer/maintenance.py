@@ -41,12 +41,14 @@ class Maintenance:
         self.on_shed = on_shed
         self.period_s = period_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         await self.shed.ensure("0")  # sheds while no analyzer ran are counted too
         self._task = asyncio.create_task(self._run(), name="queue-reaper")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -54,7 +56,7 @@ class Maintenance:
 
     async def _run(self) -> None:
         next_sweep = 0.0
-        while True:
+        while not self._stopping:  # see QuickResponder._run for why not only cancel
             try:
                 await self.tick(sweep=time.monotonic() >= next_sweep)
                 if time.monotonic() >= next_sweep:

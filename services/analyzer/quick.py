@@ -90,12 +90,14 @@ class QuickResponder:
         self.quick = quick
         self.reader = reader
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         await self.reader.ensure()
         self._task = asyncio.create_task(self._run(), name="quick-insights")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -103,7 +105,10 @@ class QuickResponder:
 
     async def _run(self) -> None:
         next_sweep = 0.0
-        while True:
+        # Loops test `_stopping` as well as being cancelled: the Redis client can swallow
+        # a cancellation that arrives during a timed read (seen with pub/sub get_message),
+        # and the loop would then run on; the flag ends it within one read timeout.
+        while not self._stopping:
             try:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + STALE_MS / 1000

@@ -67,11 +67,14 @@ class Worker:
                 await task
 
     async def _listen(self) -> None:
-        while True:
+        # Loops test `_stopping` as well as being cancelled: the Redis client can swallow
+        # a cancellation that arrives during a timed read (seen with pub/sub get_message),
+        # and the loop would then run on; the flag ends it within one read timeout.
+        while not self._stopping:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(keys.QUEUE_NOTIFY)
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         self._wake.set()

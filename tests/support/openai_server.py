@@ -58,7 +58,7 @@ class Call:
     at: float  # time.time() on arrival
     model: str
     messages: list[dict[str, Any]]
-    status: int
+    status: int  # 0 while the reply is pending
     prompt_tokens: int = 0
     completion_tokens: int = 0
     body: dict[str, Any] = field(default_factory=dict)
@@ -145,28 +145,26 @@ class OpenAIServer:
         body = await request.json()
         reply = self._script.popleft() if self._script else self.default
         messages = body.get("messages", [])
-        call = Call(arrived, body.get("model", ""), messages, 200, body=body)
+        # Recorded on arrival (status 0 while in progress): a hanging call is a call.
+        call = Call(arrived, body.get("model", ""), messages, 0, body=body)
+        await self._record(call)
         if reply.delay_s:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), reply.delay_s)
         if reply.kind == "rate_limited":
             call.status = 429
-            await self._record(call)
             headers = {"retry-after": reply.retry_after} if reply.retry_after else {}
             return _error(429, "rate_limit_exceeded", "Rate limit reached.", headers)
         if reply.kind == "server_error":
             call.status = 500
-            await self._record(call)
             return _error(500, "server_error", "The server had an error.")
         call.prompt_tokens = sum(tokens(str(m.get("content", ""))) for m in messages)
+        call.status = 200
         if reply.kind == "malformed":
-            await self._record(call)
-            return web.Response(
-                text='{"id": "chatcmpl-x", "choices": [', content_type="application/json"
-            )
+            truncated = '{"id": "chatcmpl-x", "choices": ['
+            return web.Response(text=truncated, content_type="application/json")
         content = self._content(reply, call)
         call.completion_tokens = tokens(content)
-        await self._record(call)
         return web.json_response(
             {
                 "id": f"chatcmpl-{len(self.calls)}",
