@@ -41,9 +41,11 @@ async def write_history(redis: Redis, device: str, minutes: int = 30) -> int:
 
 @pytest.fixture
 async def stub(redis: Redis, base_env: dict[str, str]) -> AsyncIterator[Any]:
-    async with running("analyzer", {**base_env, **FAST}) as service:
-        async with aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
-            yield analyzer_pb2_grpc.AnalyzerStub(channel)
+    async with (
+        running("analyzer", {**base_env, **FAST}) as service,
+        aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
+    ):
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
 
 
 def request(device: str = "press-7", seconds: int = 3600, **kw: Any) -> Any:
@@ -118,11 +120,11 @@ async def test_model_sees_per_sensor_statistics_not_points(
     async with (
         openai_server() as model,
         running("analyzer", {**base_env, **FAST, **model_env(model)}) as service,
+        aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel,
     ):
-        async with aio.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
-            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
-            ticket = (await stub.StartAnalysis(request(seconds=7200))).ticket
-            (done,) = await wait_events(redis, 1, "analysis", ticket=ticket, status="done")
+        stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+        ticket = (await stub.StartAnalysis(request(seconds=7200))).ticket
+        (done,) = await wait_events(redis, 1, "analysis", ticket=ticket, status="done")
     assert done["result"]["source"] == "model" and done["result"]["cost"] > 0
     (call,) = model.calls
     data = call.data
