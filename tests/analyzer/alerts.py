@@ -111,3 +111,10 @@ async def job_done(redis: Redis, job_id: str, timeout_s: float = 10.0) -> None:
         return not await redis.exists(keys.job(job_id))
 
     await until(gone, timeout_s, f"job {job_id} done")
+
+
+async def jobs_done(redis: Redis, job_ids: list[str], timeout_s: float = 30.0) -> None:
+    async def all_gone() -> bool:
+        return int(await redis.exists(*(keys.job(j) for j in job_ids))) == 0
+
+    await until(all_gone, timeout_s, f"{len(job_ids)} jobs done")
