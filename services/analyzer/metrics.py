@@ -143,3 +143,27 @@ ANALYSES = Counter(
     "Deep analyses finished, by status (done, failed).",
     ["status"],
 )
+
+# Every series of a bounded label set exists from the start (at 0), so rates and alerts
+# work before the first event of a kind.
+for _priority in ("info", "warning", "critical"):
+    QUEUE_DEPTH.labels(_priority)
+    SHED_JOBS.labels(_priority)
+for _level in ("l1", "l2"):
+    for _result in ("hit", "miss"):
+        CACHE_REQUESTS.labels(_level, _result)
+for _kind in ("prompt", "completion"):
+    LLM_TOKENS.labels(_kind)
+for _reason in (
+    "breaker_open",
+    "budget",
+    "rate_limit",
+    "model_error",
+    "invalid_output",
+    "single_flight_timeout",
+):
+    FALLBACKS.labels(_reason)
+for _scope in ("local", "remote"):
+    SINGLE_FLIGHT_JOINS.labels(_scope)
+for _state in ("closed", "half_open", "open"):
+    BREAKER_TRANSITIONS.labels(_state)
