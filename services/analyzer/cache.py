@@ -13,7 +13,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -29,17 +29,30 @@ class Cached:
     insight: dict[str, Any]
     cached_at: float
     origin: str
+    #: Unix time the L2 entry expires, so a replica that reads it can keep it in L1 for
+    #: the rest of its life without asking Redis for the TTL.
+    expires_at: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(
-            {"insight": self.insight, "cached_at": self.cached_at, "origin": self.origin},
+            {
+                "insight": self.insight,
+                "cached_at": self.cached_at,
+                "origin": self.origin,
+                "expires_at": self.expires_at,
+            },
             separators=(",", ":"),
         )
 
     @classmethod
     def from_json(cls, text: str) -> Cached:
         data = json.loads(text)
-        return cls(dict(data["insight"]), float(data["cached_at"]), str(data["origin"]))
+        return cls(
+            dict(data["insight"]),
+            float(data["cached_at"]),
+            str(data["origin"]),
+            float(data.get("expires_at", 0.0)),
+        )
 
 
 class L1Cache:
@@ -76,10 +89,17 @@ class L1Cache:
 class InsightCache:
     """L1 then L2; an L2 hit fills L1 for the rest of the entry's life."""
 
-    def __init__(self, redis: Redis, l1: L1Cache, ttl_s: Mapping[int, float]) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        l1: L1Cache,
+        ttl_s: Mapping[int, float],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis = redis
         self.l1 = l1
         self.ttl_s = ttl_s
+        self.wall_clock = wall_clock
 
     def get_l1(self, digest: str) -> Cached | None:
         hit = self.l1.get(digest)
@@ -87,12 +107,9 @@ class InsightCache:
         return hit
 
     async def get_l2(self, digest: str) -> Cached | None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.cache(digest))
-            pipe.pttl(keys.cache(digest))
-            text, pttl = await pipe.execute()
+        text = await self.redis.get(keys.cache(digest))
         try:
-            value = None if text is None else Cached.from_json(text)
+            value = None if text is None else Cached.from_json(str(text))
         except (ValueError, KeyError, TypeError):  # not ours, or an older format: a miss
             log.warning("unreadable cache entry", extra={"digest": digest})
             value = None
@@ -100,8 +117,7 @@ class InsightCache:
             metrics.CACHE_REQUESTS.labels("l2", "miss").inc()
             return None
         metrics.CACHE_REQUESTS.labels("l2", "hit").inc()
-        if int(pttl) > 0:
-            self.l1.put(digest, value, int(pttl) / 1000.0)
+        self.l1.put(digest, value, value.expires_at - self.wall_clock())
         return value
 
     async def get(self, digest: str) -> Cached | None:
@@ -114,7 +130,10 @@ class InsightCache:
         metrics.CACHE_SECONDS.labels(level).observe(time.perf_counter() - started)
         return hit
 
-    async def put(self, digest: str, value: Cached, level: int) -> None:
+    async def put(self, digest: str, value: Cached, level: int) -> Cached:
+        """Store `value` for its severity's TTL; returns it with its expiry."""
         ttl = self.ttl_s.get(level, self.ttl_s.get(1, 3600.0))
-        await self.redis.set(keys.cache(digest), value.to_json(), px=int(ttl * 1000))
-        self.l1.put(digest, value, ttl)
+        stored = replace(value, expires_at=self.wall_clock() + ttl)
+        await self.redis.set(keys.cache(digest), stored.to_json(), px=int(ttl * 1000))
+        self.l1.put(digest, stored, ttl)
+        return stored

@@ -70,8 +70,7 @@ class Diagnoser:
                 metrics.FALLBACKS.labels(exc.reason).inc()
                 log.info("built-in analyzer stands in", extra={"reason": exc.note})
                 return builtin_outcome(alert, exc.note)
-            value = Cached(answer.insight, time.time(), origin)
-            await self.cache.put(digest, value, pattern.level)
+            await self.cache.put(digest, Cached(answer.insight, time.time(), origin), pattern.level)
             return Outcome(answer.insight, "model", answer.cost, None, f"model:{origin}")
 
         try:

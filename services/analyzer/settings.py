@@ -86,7 +86,8 @@ class AnalysisSettings:
 @dataclass(frozen=True, slots=True)
 class AnalyzerSettings:
     common: CommonSettings
-    #: VIGIL_ANALYZER_CONCURRENCY: jobs one replica works on at once.
+    #: VIGIL_ANALYZER_CONCURRENCY: jobs one replica works on at once (at most 32: each
+    #: may hold two Redis connections and a client pool has 100; scale with replicas).
     concurrency: int
     #: VIGIL_QUEUE_LEASE_SECONDS: how long a claimed job is reserved (heartbeats extend it).
     lease_s: float
@@ -109,7 +110,7 @@ class AnalyzerSettings:
         env = Env(environ)
         return cls(
             common=CommonSettings.from_env(environ, "analyzer", grpc_port=50053, metrics_port=9103),
-            concurrency=env.integer("VIGIL_ANALYZER_CONCURRENCY", 4, lo=1, hi=256),
+            concurrency=env.integer("VIGIL_ANALYZER_CONCURRENCY", 4, lo=1, hi=32),
             lease_s=env.number("VIGIL_QUEUE_LEASE_SECONDS", 60.0, lo=0.1, hi=3600),
             max_attempts=env.integer("VIGIL_QUEUE_MAX_ATTEMPTS", 5, lo=1, hi=100),
             max_depth=env.integer("VIGIL_QUEUE_MAX_DEPTH", 10_000, lo=0, hi=10_000_000),

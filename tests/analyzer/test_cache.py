@@ -45,8 +45,15 @@ async def test_l2_ttl_follows_severity_and_a_hit_fills_l1(redis: Redis) -> None:
     assert 3_599_000 < await redis.pttl(keys.cache("info")) <= 3_600_000
     reader = InsightCache(redis, L1Cache(10), TTL)  # another replica: empty L1
     assert reader.get_l1("crit") is None
-    assert await reader.get("crit") == VALUE
-    assert reader.get_l1("crit") == VALUE  # no Redis round trip next time
+    found = await reader.get("crit")
+    assert found is not None and found.insight == VALUE.insight
+    assert reader.get_l1("crit") == found  # no Redis round trip next time
+    clock = Clock()
+    clock.now = found.expires_at - 1
+    late = InsightCache(redis, L1Cache(10, clock), TTL, wall_clock=clock)
+    assert await late.get("crit") == found
+    clock.now += 1  # L1 keeps it no longer than Redis does
+    assert late.get_l1("crit") is None
     assert await reader.get("missing") is None
 
 
