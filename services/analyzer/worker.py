@@ -102,7 +102,11 @@ class Worker:
             metrics.JOBS_CLAIMED.inc()
             wait_s = max(0.0, time.time() - claim.enqueued_ms / 1000)
             metrics.QUEUE_WAIT.labels(severity_name(claim.priority) or "info").observe(wait_s)
-            await self._process(claim)
+            try:
+                await self._process(claim)
+            except Exception:  # Redis failed around the job: its lease brings it back
+                common_metrics.ERRORS.labels("analyzer", "job").inc()
+                log.exception("job bookkeeping failed", extra={"job_id": claim.job_id})
 
     async def _idle(self, timeout_s: float) -> None:
         self._wake.clear()
@@ -117,7 +121,7 @@ class Worker:
                 done, _ = await asyncio.wait({work}, timeout=self.heartbeat_s)
                 if done:
                     break
-                if not await self.queue.heartbeat(claim):
+                if not await self._heartbeat(claim):
                     work.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await work
@@ -142,6 +146,15 @@ class Worker:
                 common_metrics.EVENTS_PUBLISHED.labels(str(event["kind"])).inc()
         else:
             metrics.JOBS_LOST_LEASE.inc()
+
+    async def _heartbeat(self, claim: Claim) -> bool:
+        """False only when the lease is certainly lost; a Redis error is not that."""
+        try:
+            return await self.queue.heartbeat(claim)
+        except Exception:
+            common_metrics.ERRORS.labels("analyzer", "heartbeat").inc()
+            log.exception("heartbeat failed", extra={"job_id": claim.job_id})
+            return True
 
     async def _failed(self, claim: Claim, exc: Exception) -> None:
         metrics.JOB_FAILURES.inc()
