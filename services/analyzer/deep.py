@@ -28,6 +28,7 @@ from services.analyzer.llm import ModelClient, ModelUnavailable
 from services.analyzer.prompt import history_messages
 from services.analyzer.settings import AnalysisSettings
 from services.common import keys
+from services.common import metrics as common_metrics
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.events import Event, rfc3339, stream_fields
 from services.common.queue import Claim, JobQueue
@@ -156,6 +157,8 @@ class Tickets:
                     approximate=True,
                 )
             await pipe.execute()
+        if publish:
+            common_metrics.EVENTS_PUBLISHED.labels("analysis").inc()
         return event
 
 
