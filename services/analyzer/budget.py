@@ -5,6 +5,7 @@ tokens, at the configured prices) is reserved in one Lua step that refuses to pa
 budget; after the call the reservation is settled to the actual cost from the usage the
 provider reports. So the recorded spend never passes the budget, and dashboards reading
 the key see today's spend (including calls in flight). Keys expire after three days.
+It never decides what to do when the budget is reached; the model client does.
 """
 
 from __future__ import annotations

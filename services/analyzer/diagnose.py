@@ -5,6 +5,7 @@ built-in analyzer whenever the model cannot answer (with a note saying why).
 model. `full` is the queued job's path. A model answer is cached under the alert's
 pattern (pattern.py), so similar incidents later hit; callers that joined someone
 else's call get it as a cache answer (source "cache", no cost), so spend is counted once.
+Nothing here publishes or touches the queue: callers decide what to do with an Outcome.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from services.analyzer import metrics
 from services.analyzer.cache import Cached, InsightCache
 from services.analyzer.insight import Outcome, builtin_outcome
-from services.analyzer.llm import ModelClient, ModelUnavailable
+from services.analyzer.llm import ModelClient
+from services.analyzer.model_errors import ModelUnavailable
 from services.analyzer.pattern import pattern_of
 from services.analyzer.prompt import alert_messages
 from services.analyzer.singleflight import SingleFlight, WaitTimedOut

@@ -4,7 +4,8 @@ a job that is shed or dead-lettered.
 Alert job: make sure the alert's quick insight is out (it must come first), then the
 full diagnosis (cache, model, built-in); an answer identical to the quick one is not
 published twice, so without a model an alert gets exactly one insight. Analysis job: see
-deep.py. Shed and dead analysis jobs fail their ticket, so nobody waits forever.
+deep.py. Shed and dead analysis jobs fail their ticket, so nobody waits forever. It
+never claims, completes or retries a job: the worker does.
 """
 
 from __future__ import annotations

@@ -14,20 +14,18 @@ breaker. This module never touches the queue or the cache.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-import openai
 from openai import AsyncOpenAI
 
 from services.analyzer import metrics, schema
 from services.analyzer.breaker import CircuitBreaker
 from services.analyzer.budget import Budget, Prices
+from services.analyzer.model_errors import ModelUnavailable, Retry, classify
 from services.analyzer.prompt import Message, estimate_tokens
 from services.analyzer.settings import LlmSettings
 from services.common.errors import ResourceExhausted
@@ -38,15 +36,6 @@ log = logging.getLogger(__name__)
 BACKOFF_CAP_S = 30.0
 
 
-class ModelUnavailable(Exception):
-    """No model answer; `reason` is a metric label, `note` says why for the dashboard."""
-
-    def __init__(self, reason: str, note: str) -> None:
-        super().__init__(note)
-        self.reason = reason
-        self.note = note
-
-
 @dataclass(frozen=True, slots=True)
 class Answer:
     insight: dict[str, Any]
@@ -54,66 +43,6 @@ class Answer:
     completion_tokens: int
     cost: float
     calls: int
-
-
-class _Retry(Exception):
-    def __init__(self, outcome: str, note: str, delay_s: float | None) -> None:
-        super().__init__(note)
-        self.outcome = outcome
-        self.note = note
-        self.delay_s = delay_s
-
-
-def retry_after_s(headers: Mapping[str, str] | None, now: float) -> float | None:
-    """Seconds the server asked to wait: retry-after-ms, retry-after (seconds or date)."""
-    if not headers:
-        return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / divisor)
-        except ValueError:
-            pass
-    moment = headers.get("retry-after")
-    parsed = email.utils.parsedate_tz(moment) if moment else None
-    if parsed is None:
-        return None
-    return max(0.0, email.utils.mktime_tz(parsed) - now)
-
-
-# Failures without a status code, in the order they are matched (a timeout is also a
-# connection error): (exception types, metric outcome, note for the dashboard).
-TRANSIENT: tuple[tuple[tuple[type[Exception], ...], str, str], ...] = (
-    ((openai.APITimeoutError,), "timeout", "the model timed out"),
-    ((openai.APIConnectionError,), "connection", "cannot reach the model"),
-    (
-        (openai.APIResponseValidationError, ValueError),
-        "server_error",
-        "malformed answer from the model",
-    ),
-)
-
-
-def classify(exc: Exception) -> tuple[str, Exception] | None:
-    """(metric outcome, what to raise) for a failed call: a _Retry for what may pass,
-    ModelUnavailable for what will not; None for what is not a model failure."""
-    if isinstance(exc, openai.APIStatusError):
-        delay = retry_after_s(exc.response.headers, time.time())
-        if isinstance(exc, openai.RateLimitError):
-            return "rate_limited", _Retry(
-                "rate_limited", "rate limited by the model provider", delay
-            )
-        if exc.status_code >= 500 or exc.status_code in (408, 409):
-            note = f"model error {exc.status_code}"
-            return "server_error", _Retry("server_error", note, delay)
-        note = f"the model refused the request ({exc.status_code})"
-        return "refused", ModelUnavailable("model_error", note)
-    for types, outcome, note in TRANSIENT:
-        if isinstance(exc, types):
-            return outcome, _Retry(outcome, note, None)
-    return None
 
 
 def limits(settings: LlmSettings) -> tuple[Limit, Limit]:
@@ -190,7 +119,7 @@ class ModelClient:
         for attempt in range(self.settings.retries + 1):
             try:
                 return await self._once(messages, prompt_estimate, totals)
-            except _Retry as retry:
+            except Retry as retry:
                 last_note = retry.note
                 if attempt == self.settings.retries:
                     break
@@ -247,7 +176,7 @@ class ModelClient:
             outcome = "server_error"
             content, used = self._read(response, prompt_estimate)
             outcome = "ok"
-        except _Retry as retry:
+        except Retry as retry:
             outcome = retry.outcome
             raise
         except Exception as exc:
@@ -277,7 +206,7 @@ class ModelClient:
     def _read(self, response: Any, prompt_estimate: int) -> tuple[str, tuple[int, int]]:
         """The answer's text and (prompt, completion) tokens of a completion."""
         if isinstance(response, str):  # a body that is not JSON at all
-            raise _Retry("server_error", "malformed answer from the model", None)
+            raise Retry("server_error", "malformed answer from the model", None)
         try:
             choice = response.choices[0]
             content = choice.message.content
@@ -289,7 +218,7 @@ class ModelClient:
                 else (prompt_estimate, self.settings.max_output_tokens)
             )
         except (AttributeError, IndexError, TypeError, ValueError):
-            raise _Retry("server_error", "malformed answer from the model", None) from None
+            raise Retry("server_error", "malformed answer from the model", None) from None
         if choice.finish_reason == "length":
             # A truncated answer cannot be valid JSON: the schema check will refuse it.
             log.warning("model answer truncated at max tokens")

@@ -17,7 +17,7 @@ from vigil.v1 import analyzer_pb2, analyzer_pb2_grpc, common_pb2
 from services.analyzer.breaker import CircuitBreaker
 from services.analyzer.budget import Budget
 from services.analyzer.cache import InsightCache, L1Cache
-from services.analyzer.deep import DeepAnalysis, Tickets
+from services.analyzer.deep import DeepAnalysis
 from services.analyzer.diagnose import Diagnoser
 from services.analyzer.groups import GroupReader, consumer_name
 from services.analyzer.insight import Outcome
@@ -28,6 +28,7 @@ from services.analyzer.quick import GROUP as QUICK_GROUP
 from services.analyzer.quick import QuickInsights, QuickResponder
 from services.analyzer.settings import AnalyzerSettings
 from services.analyzer.singleflight import SingleFlight
+from services.analyzer.tickets import Tickets
 from services.analyzer.worker import Worker
 from services.common import keys
 from services.common.queue import JobQueue

@@ -6,7 +6,8 @@ so a new job is picked up at once without polling Redis in a tight loop. While a
 runs its lease is extended every third of the lease; if the lease is lost (another
 replica has the job now) the work is cancelled. A job that raises is given back for
 another attempt, or dead-lettered after the configured number of failures; on shutdown
-jobs in hand are released at once instead of waiting for their leases to expire.
+jobs in hand are released at once instead of waiting for their leases to expire. The
+worker never interprets a job: the handler it is given does.
 """
 
 from __future__ import annotations

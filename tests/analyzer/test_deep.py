@@ -14,8 +14,9 @@ from grpc import aio
 from redis.asyncio import Redis
 from vigil.v1 import analyzer_pb2, analyzer_pb2_grpc, common_pb2
 
-from services.analyzer.deep import DeepAnalysis, Tickets
+from services.analyzer.deep import DeepAnalysis
 from services.analyzer.settings import AnalyzerSettings
+from services.analyzer.tickets import Tickets
 from services.common import keys
 from services.common.errors import ResourceExhausted
 from services.common.queue import JobQueue

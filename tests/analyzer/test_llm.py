@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 from services.analyzer.breaker import OPEN, CircuitBreaker
 from services.analyzer.budget import Budget
-from services.analyzer.llm import ModelClient, ModelUnavailable, make_client, retry_after_s
+from services.analyzer.llm import ModelClient, make_client
+from services.analyzer.model_errors import ModelUnavailable, retry_after_s
 from services.analyzer.pattern import pattern_of
 from services.analyzer.prompt import alert_messages
 from services.analyzer.schema import INSIGHT_SCHEMA
