@@ -142,9 +142,10 @@ async def test_eight_replicas_share_limits_make_one_call_per_pattern_and_keep_th
     print(f"busiest {WINDOW_S:.0f} s windows: {seen}, limits {limits}, {len(calls)} calls")
     assert seen["requests"] <= limits["requests"] * 1.02
     assert seen["tokens"] <= limits["tokens"] * 1.02
-    # Each limit was what held the replicas back in its phase (else this proves nothing).
-    assert seen["requests while small"] >= 0.9 * limits["requests"]
-    assert seen["tokens while large"] >= 0.9 * limits["tokens"]
+    # Each limit was what held the replicas back in its phase (else this proves nothing):
+    # all the phase's jobs were waiting at once, and calls came close to the limit.
+    assert seen["requests while small"] >= 0.85 * limits["requests"]
+    assert seen["tokens while large"] >= 0.85 * limits["tokens"]
 
     spent = float(await redis.get(keys.spend(utc_day(time.time()))) or 0)
     billed = sum(PRICES.cost(c.prompt_tokens, c.completion_tokens) for c in calls)
