@@ -1,8 +1,9 @@
 """The built-in analyzer: a deterministic diagnosis from the alert alone.
 
 It answers when no model is configured, when the model fails, and as the quick first
-insight. Same input, same output; no I/O. Device-supplied strings are copied as data
-into the text, never interpreted.
+insight; `analyze_history` does the same for a deep analysis from per-sensor statistics.
+Same input, same output; no I/O. Device-supplied strings are copied as data into the
+text, never interpreted.
 """
 
 from __future__ import annotations
@@ -73,14 +74,17 @@ GENERIC = Playbook(
     ),
 )
 CONFIDENCE = {1: 0.4, 2: 0.5, 3: 0.6}
+URGENCIES = ("info", "warning", "critical")
 
 
 def analyze(alert: dict[str, Any]) -> dict[str, Any]:
     """Diagnosis, likely causes, actions, urgency and confidence for an alert job body."""
     sensor = str(alert.get("sensor", ""))
     severity = str(alert.get("severity") or "info")
-    level = {"info": 1, "warning": 2, "critical": 3}.get(severity, 1)
-    reasons = [str(r) for r in alert.get("reasons", [])]
+    severity = severity if severity in URGENCIES else "info"
+    level = URGENCIES.index(severity) + 1
+    raw = alert.get("reasons")
+    reasons = [str(r) for r in raw] if isinstance(raw, list) else []
     low = any(" below " in r for r in reasons)
     book = PLAYBOOKS.get(sensor.lower(), GENERIC)
     causes = book.low_causes if low and book.low_causes else book.high_causes
@@ -94,4 +98,50 @@ def analyze(alert: dict[str, Any]) -> dict[str, Any]:
         "actions": list(actions),
         "urgency": severity,
         "confidence": CONFIDENCE[level] if book is not GENERIC else 0.3,
+    }
+
+
+def _movement(stats: dict[str, Any], window_s: float) -> str:
+    """rising / falling / steady: the trend over the window against the spread."""
+    change = float(stats["trend_per_minute"]) * window_s / 60
+    spread = max(float(stats["stdev"]), 1e-9)
+    if change > spread:
+        return "rising"
+    if change < -spread:
+        return "falling"
+    return "steady"
+
+
+def analyze_history(
+    device_id: str, summary: dict[str, dict[str, Any]], window_s: float, urgency: str
+) -> dict[str, Any]:
+    """A deterministic reading of a device's per-sensor statistics (see history.py)."""
+    parts = []
+    causes: list[str] = []
+    actions: list[str] = []
+    for sensor, stats in summary.items():
+        movement = _movement(stats, window_s)
+        parts.append(
+            f"{sensor!r} {movement} (last {stats['last']}, mean {stats['mean']}, "
+            f"range {stats['min']} to {stats['max']}, {stats['count']} readings)"
+        )
+        if movement != "steady":
+            book = PLAYBOOKS.get(sensor.lower(), GENERIC)
+            low = movement == "falling" and bool(book.low_causes)
+            for cause in book.low_causes if low else book.high_causes:
+                if cause not in causes:
+                    causes.append(cause)
+            for action in book.low_actions if low else book.high_actions:
+                if action not in actions:
+                    actions.append(action)
+    minutes = max(1, round(window_s / 60))
+    moving = sum(1 for s in summary.values() if _movement(s, window_s) != "steady")
+    return {
+        "diagnosis": f"Device {device_id!r} over the last {minutes} min: "
+        + ("; ".join(parts) or "no readings")
+        + (f". {moving} sensor(s) trending." if moving else ". All sensors steady."),
+        "likely_causes": causes[:6] or ["no trend beyond normal variation"],
+        "actions": actions[:6] or ["no action needed; keep watching"],
+        "urgency": urgency if urgency in URGENCIES else "info",
+        "confidence": 0.3,
     }

@@ -1,8 +1,13 @@
-"""The analyzer's job loop: claim, diagnose, complete.
+"""The analyzer's job loop: claim, work under a heartbeat, complete or fail.
 
 A fixed number of worker tasks each claim one job at a time under a lease. Idle workers
 wait on the queue's notify channel (with a timeout, since pub/sub can drop a message),
-so a new job is picked up at once without polling Redis in a tight loop.
+so a new job is picked up at once without polling Redis in a tight loop. While a job
+runs its lease is extended every third of the lease; if the lease is lost (another
+replica has the job now) the work is cancelled. A job that raises is given back for
+another attempt, or dead-lettered after the configured number of failures; on shutdown
+jobs in hand are released at once instead of waiting for their leases to expire. The
+worker never interprets a job: the handler it is given does.
 """
 
 from __future__ import annotations
@@ -11,41 +16,38 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
 
-from services.analyzer import builtin, metrics
+from services.analyzer import metrics
 from services.common import keys
 from services.common import metrics as common_metrics
-from services.common.events import Event, rfc3339
+from services.common.events import Event, severity_name
 from services.common.queue import Claim, JobQueue
 
 log = logging.getLogger(__name__)
 
-
-def insight_event(claim: Claim, insight: dict[str, Any], source: str, cost: float) -> Event:
-    body = claim.body
-    return {
-        "kind": "insight",
-        "job_id": claim.job_id,
-        "alert_id": body.get("alert_id") or body.get("episode_id"),
-        "episode_id": body.get("episode_id"),
-        "device_id": body.get("device_id"),
-        "sensor": body.get("sensor"),
-        "severity": body.get("severity"),
-        "time": rfc3339(time.time()),
-        **insight,
-        "source": source,
-        "cost": cost,
-    }
+Handler = Callable[[Claim], Coroutine[Any, Any, tuple[Event | None, str]]]
+OnDead = Callable[[str], Awaitable[None]]
 
 
 class Worker:
-    def __init__(self, redis: Redis, queue: JobQueue, concurrency: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queue: JobQueue,
+        handler: Handler,
+        concurrency: int,
+        on_dead: OnDead,
+    ) -> None:
         self.redis = redis
         self.queue = queue
+        self.handler = handler
         self.concurrency = concurrency
+        self.on_dead = on_dead
+        self.heartbeat_s = max(0.05, queue.lease_ms / 3000)
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._stopping = False
@@ -66,15 +68,25 @@ class Worker:
                 await task
 
     async def _listen(self) -> None:
-        pubsub = self.redis.pubsub()
-        try:
-            await pubsub.subscribe(keys.QUEUE_NOTIFY)
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None:
-                    self._wake.set()
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        # Loops test `_stopping` as well as being cancelled: the Redis client can swallow
+        # a cancellation that arrives during a timed read (seen with pub/sub get_message),
+        # and the loop would then run on; the flag ends it within one read timeout.
+        while not self._stopping:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(keys.QUEUE_NOTIFY)
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: workers still poll every second
+                common_metrics.ERRORS.labels("analyzer", "notify").inc()
+                log.exception("queue notify subscription failed")
+                await asyncio.sleep(1.0)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -89,7 +101,13 @@ class Worker:
                 await self._idle(1.0)
                 continue
             metrics.JOBS_CLAIMED.inc()
-            await self._process(claim)
+            wait_s = max(0.0, time.time() - claim.enqueued_ms / 1000)
+            metrics.QUEUE_WAIT.labels(severity_name(claim.priority) or "info").observe(wait_s)
+            try:
+                await self._process(claim)
+            except Exception:  # Redis failed around the job: its lease brings it back
+                common_metrics.ERRORS.labels("analyzer", "job").inc()
+                log.exception("job bookkeeping failed", extra={"job_id": claim.job_id})
 
     async def _idle(self, timeout_s: float) -> None:
         self._wake.clear()
@@ -98,17 +116,55 @@ class Worker:
 
     async def _process(self, claim: Claim) -> None:
         started = time.perf_counter()
+        work = asyncio.create_task(self.handler(claim), name=f"job-{claim.job_id}")
         try:
-            insight = builtin.analyze(claim.body)
-            source = "builtin"
-            metrics.ANALYSIS_SECONDS.labels(source).observe(time.perf_counter() - started)
-            done = await self.queue.complete(claim, insight_event(claim, insight, source, 0.0))
-        except Exception:  # the lease brings the job back for another try
-            metrics.JOB_FAILURES.inc()
-            log.exception("job failed", extra={"job_id": claim.job_id, "attempt": claim.attempt})
+            while True:
+                done, _ = await asyncio.wait({work}, timeout=self.heartbeat_s)
+                if done:
+                    break
+                if not await self._heartbeat(claim):
+                    work.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await work
+                    metrics.JOBS_LOST_LEASE.inc()
+                    log.warning("lease lost mid-job", extra={"job_id": claim.job_id})
+                    return
+            event, source = work.result()
+        except asyncio.CancelledError:
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            await self.queue.release(claim)  # shutting down: let another replica have it
+            raise
+        except Exception as exc:  # the job failed: another attempt, or the dead letters
+            await self._failed(claim, exc)
             return
-        if done:
+        metrics.ANALYSIS_SECONDS.labels(source).observe(time.perf_counter() - started)
+        if await self.queue.complete(claim, event):
             metrics.JOBS_COMPLETED.labels(source).inc()
-            common_metrics.EVENTS_PUBLISHED.labels("insight").inc()
+            metrics.JOB_ATTEMPTS.observe(claim.attempt)
+            if event is not None:
+                common_metrics.EVENTS_PUBLISHED.labels(str(event["kind"])).inc()
         else:
             metrics.JOBS_LOST_LEASE.inc()
+
+    async def _heartbeat(self, claim: Claim) -> bool:
+        """False only when the lease is certainly lost; a Redis error is not that."""
+        try:
+            return await self.queue.heartbeat(claim)
+        except Exception:
+            common_metrics.ERRORS.labels("analyzer", "heartbeat").inc()
+            log.exception("heartbeat failed", extra={"job_id": claim.job_id})
+            return True
+
+    async def _failed(self, claim: Claim, exc: Exception) -> None:
+        metrics.JOB_FAILURES.inc()
+        log.exception("job failed", extra={"job_id": claim.job_id, "attempt": claim.attempt})
+        try:
+            outcome = await self.queue.fail(claim, f"{type(exc).__name__}: {exc}")
+            if outcome == "dead":
+                metrics.DEAD_LETTERS.inc()
+                await self.on_dead(claim.job_id)
+        except Exception:  # Redis is down too: the lease will bring the job back
+            common_metrics.ERRORS.labels("analyzer", "fail").inc()
+            log.exception("could not record the failure", extra={"job_id": claim.job_id})

@@ -22,6 +22,15 @@ SEEN_PREFIX = PREFIX + "ingest:seen:"  # sorted set per device: batch seqs alrea
 # hash: device id -> JSON {"device_id", "labels", "status": "online"|"offline",
 # "last_seen": RFC 3339, "connected_at": RFC 3339}; written by ingest, read by dashboards.
 DEVICES = PREFIX + "devices"
+# The queue's own keys. lib/enqueue.lua derives them from the queue key it is given
+# (callers pass only that), so these names and that library must stay in step.
+QUEUE_CONFIG = QUEUE + ":config"  # hash: max_depth (the bound), written by the analyzer
+QUEUE_SHED = QUEUE + ":shed"  # stream, capped: jobs shed by the bound (id, priority, body)
+QUEUE_EPISODE_PREFIX = QUEUE + ":episode:"  # string per episode: its queued/running job id
+QUICK_PREFIX = PREFIX + "quick:"  # string per alert job, expires: its quick insight's origin
+ANALYSIS_PREFIX = PREFIX + "analysis:"  # hash per deep-analysis ticket, expires
+SPEND_PREFIX = PREFIX + "spend:"  # string float per UTC day, expires: LLM spend
+CACHE_LOCK_PREFIX = PREFIX + "cachelock:"  # string per pattern, expires: single-flight owner
 
 
 def job(job_id: str) -> str:
@@ -47,3 +56,24 @@ def history(device_id: str) -> str:
 
 def seen(device_id: str) -> str:
     return SEEN_PREFIX + device_id
+
+
+def queue_episode(episode_id: str) -> str:
+    return QUEUE_EPISODE_PREFIX + episode_id
+
+
+def quick_insight(job_id: str) -> str:
+    return QUICK_PREFIX + job_id
+
+
+def analysis(ticket: str) -> str:
+    return ANALYSIS_PREFIX + ticket
+
+
+def spend(day: str) -> str:
+    """`day` is the UTC date, YYYY-MM-DD."""
+    return SPEND_PREFIX + day
+
+
+def cache_lock(digest: str) -> str:
+    return CACHE_LOCK_PREFIX + digest

@@ -14,8 +14,9 @@ the limit, instead of 2x with a bucket as deep as the limit.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -52,15 +53,35 @@ class Limit:
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, scripts: Scripts) -> None:
+    """Token buckets on Redis.
+
+    `jitter` spreads the retries of waiters (a fraction of each wait, at random), so
+    replicas that were refused together do not all come back in the same millisecond.
+    `clock` (ms) drives time in tests; None means Redis's own clock.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        *,
+        jitter: float = 0.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.redis = redis
         self.scripts = scripts
+        self.jitter = jitter
+        self.clock = clock
+
+    def _now(self) -> str:
+        return "" if self.clock is None else f"{self.clock():.3f}"
 
     async def try_acquire(self, costs: Sequence[tuple[Limit, float]]) -> float:
         """Take every cost at once; 0.0 when granted, else seconds until it could be."""
-        args: list[float] = []
+        args: list[float | str] = []
         for limit, cost in costs:
             args += [limit.capacity, limit.rate_per_ms, cost]
+        args.append(self._now())
         granted, wait_ms, _ = await self.scripts.rate_acquire(
             keys=[limit.key for limit, _ in costs], args=args
         )
@@ -80,11 +101,12 @@ class RateLimiter:
             if wait > remaining:
                 names = ", ".join(limit.name for limit, _ in costs)
                 raise ResourceExhausted(f"rate limit {names} reached", retry_after=wait)
-            await asyncio.sleep(wait)  # the bucket refills on a clock: nothing to await
+            # The bucket refills on a clock: there is no event to await.
+            await asyncio.sleep(wait * (1.0 + self.jitter * random.random()))
 
     async def settle(self, limit: Limit, delta: float) -> None:
         """Take `delta` more units (give back when negative), e.g. actual - estimate."""
         if delta:
             await self.scripts.rate_settle(
-                keys=[limit.key], args=[limit.capacity, limit.rate_per_ms, delta]
+                keys=[limit.key], args=[limit.capacity, limit.rate_per_ms, delta, self._now()]
             )

@@ -26,7 +26,19 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         self.ingest_commit: AsyncScript = redis.register_script(_source("ingest_commit", "enqueue"))
-        self.queue_claim: AsyncScript = redis.register_script(_source("queue_claim"))
-        self.queue_complete: AsyncScript = redis.register_script(_source("queue_complete"))
+        self.queue_claim: AsyncScript = redis.register_script(_source("queue_claim", "enqueue"))
+        self.queue_complete: AsyncScript = redis.register_script(
+            _source("queue_complete", "enqueue")
+        )
+        self.queue_enqueue: AsyncScript = redis.register_script(_source("queue_enqueue", "enqueue"))
+        self.queue_heartbeat: AsyncScript = redis.register_script(
+            _source("queue_heartbeat", "enqueue")
+        )
+        self.queue_fail: AsyncScript = redis.register_script(_source("queue_fail", "enqueue"))
+        self.queue_reap: AsyncScript = redis.register_script(_source("queue_reap", "enqueue"))
         self.rate_acquire: AsyncScript = redis.register_script(_source("rate_acquire"))
         self.rate_settle: AsyncScript = redis.register_script(_source("rate_settle"))
+        self.budget_reserve: AsyncScript = redis.register_script(_source("budget_reserve"))
+        self.lock_release: AsyncScript = redis.register_script(_source("lock_release"))
+        self.lock_refresh: AsyncScript = redis.register_script(_source("lock_refresh"))
+        self.quick_publish: AsyncScript = redis.register_script(_source("quick_publish"))

@@ -1,10 +1,17 @@
 -- Take `cost` from every bucket at once, or from none. Buckets refill continuously on
 -- Redis's own clock, so every replica sees the same time.
 -- KEYS[i] bucket hash   ARGV[3i-2] capacity   ARGV[3i-1] refill per ms   ARGV[3i] cost
+-- ARGV[3n+1] now (ms), or '' (or absent) for Redis's clock; tests drive time with it
 -- Returns {granted (0/1), wait ms until it could be granted, tokens left in KEYS[1]}.
 redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now
+local given = ARGV[3 * #KEYS + 1]
+if given and given ~= '' then
+  now = tonumber(given)
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
 local levels = {}
 local wait = 0
 for i, key in ipairs(KEYS) do

@@ -2,9 +2,15 @@
 -- actual tokens used minus the estimate reserved. May leave the bucket in debt, which
 -- later acquisitions wait out.
 -- KEYS[1] bucket hash   ARGV[1] capacity   ARGV[2] refill per ms   ARGV[3] delta
+-- ARGV[4] now (ms), or '' (or absent) for Redis's clock
 redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now
+if ARGV[4] and ARGV[4] ~= '' then
+  now = tonumber(ARGV[4])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from vigil.v1 import common_pb2 as vigil_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17vigil/v1/analyzer.proto\x12\x08vigil.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15vigil/v1/common.proto\"z\n\x14StartAnalysisRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x08priority\x18\x03 \x01(\x0e\x32\x12.vigil.v1.Severity\" \n\x0e\x41nalysisTicket\x12\x0e\n\x06ticket\x18\x01 \x01(\t\"$\n\x12GetAnalysisRequest\x12\x0e\n\x06ticket\x18\x01 \x01(\t\"\xda\x01\n\x08\x41nalysis\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.vigil.v1.Analysis.Status\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12!\n\x06result\x18\x04 \x01(\x0b\x32\x11.vigil.v1.Insight\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"O\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\"\x9b\x01\n\x07Insight\x12\x11\n\tdiagnosis\x18\x01 \x01(\t\x12\x15\n\rlikely_causes\x18\x02 \x03(\t\x12\x0f\n\x07\x61\x63tions\x18\x03 \x03(\t\x12#\n\x07urgency\x18\x04 \x01(\x0e\x32\x12.vigil.v1.Severity\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x0c\n\x04\x63ost\x18\x07 \x01(\x01\x32\x96\x01\n\x08\x41nalyzer\x12I\n\rStartAnalysis\x12\x1e.vigil.v1.StartAnalysisRequest\x1a\x18.vigil.v1.AnalysisTicket\x12?\n\x0bGetAnalysis\x12\x1c.vigil.v1.GetAnalysisRequest\x1a\x12.vigil.v1.Analysisb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17vigil/v1/analyzer.proto\x12\x08vigil.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15vigil/v1/common.proto\"z\n\x14StartAnalysisRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x08priority\x18\x03 \x01(\x0e\x32\x12.vigil.v1.Severity\" \n\x0e\x41nalysisTicket\x12\x0e\n\x06ticket\x18\x01 \x01(\t\"$\n\x12GetAnalysisRequest\x12\x0e\n\x06ticket\x18\x01 \x01(\t\"\xed\x01\n\x08\x41nalysis\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.vigil.v1.Analysis.Status\x12\x10\n\x08progress\x18\x03 \x01(\x01\x12!\n\x06result\x18\x04 \x01(\x0b\x32\x11.vigil.v1.Insight\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x11\n\tdevice_id\x18\x06 \x01(\t\"O\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\"\xa9\x01\n\x07Insight\x12\x11\n\tdiagnosis\x18\x01 \x01(\t\x12\x15\n\rlikely_causes\x18\x02 \x03(\t\x12\x0f\n\x07\x61\x63tions\x18\x03 \x03(\t\x12#\n\x07urgency\x18\x04 \x01(\x0e\x32\x12.vigil.v1.Severity\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x0c\n\x04\x63ost\x18\x07 \x01(\x01\x12\x0c\n\x04note\x18\x08 \x01(\t2\x96\x01\n\x08\x41nalyzer\x12I\n\rStartAnalysis\x12\x1e.vigil.v1.StartAnalysisRequest\x1a\x18.vigil.v1.AnalysisTicket\x12?\n\x0bGetAnalysis\x12\x1c.vigil.v1.GetAnalysisRequest\x1a\x12.vigil.v1.Analysisb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,11 +40,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETANALYSISREQUEST']._serialized_start=250
   _globals['_GETANALYSISREQUEST']._serialized_end=286
   _globals['_ANALYSIS']._serialized_start=289
-  _globals['_ANALYSIS']._serialized_end=507
-  _globals['_ANALYSIS_STATUS']._serialized_start=428
-  _globals['_ANALYSIS_STATUS']._serialized_end=507
-  _globals['_INSIGHT']._serialized_start=510
-  _globals['_INSIGHT']._serialized_end=665
-  _globals['_ANALYZER']._serialized_start=668
-  _globals['_ANALYZER']._serialized_end=818
+  _globals['_ANALYSIS']._serialized_end=526
+  _globals['_ANALYSIS_STATUS']._serialized_start=447
+  _globals['_ANALYSIS_STATUS']._serialized_end=526
+  _globals['_INSIGHT']._serialized_start=529
+  _globals['_INSIGHT']._serialized_end=698
+  _globals['_ANALYZER']._serialized_start=701
+  _globals['_ANALYZER']._serialized_end=851
 # @@protoc_insertion_point(module_scope)

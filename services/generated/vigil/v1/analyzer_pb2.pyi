@@ -35,7 +35,9 @@ class StartAnalysisRequest(_message.Message):
     """Queue priority of the job; SEVERITY_UNSPECIFIED means INFO."""
     @_builtins.property
     def window(self) -> _duration_pb2.Duration:
-        """How much recent history to analyse."""
+        """How much recent history to analyse: from 1 minute to the configured maximum
+        (default 24 h); unset means the configured default (1 h).
+        """
 
     def __init__(
         self,
@@ -118,12 +120,15 @@ class Analysis(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    DEVICE_ID_FIELD_NUMBER: _builtins.int
     ticket: _builtins.str
     status: Global___Analysis.Status.ValueType
     progress: _builtins.float
     """Fraction done, in [0, 1]."""
     error: _builtins.str
     """Why the analysis failed, when status is FAILED."""
+    device_id: _builtins.str
+    """The device analysed."""
     @_builtins.property
     def result(self) -> Global___Insight: ...
     def __init__(
@@ -134,10 +139,11 @@ class Analysis(_message.Message):
         progress: _builtins.float = ...,
         result: Global___Insight | None = ...,
         error: _builtins.str = ...,
+        device_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "progress", b"progress", "result", b"result", "status", b"status", "ticket", b"ticket"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "error", b"error", "progress", b"progress", "result", b"result", "status", b"status", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -156,6 +162,7 @@ class Insight(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     COST_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
     diagnosis: _builtins.str
     urgency: _common_pb2.Severity.ValueType
     confidence: _builtins.float
@@ -164,6 +171,10 @@ class Insight(_message.Message):
     """"model", "cache" or "builtin"."""
     cost: _builtins.float
     """Cost of producing it, in the configured currency."""
+    note: _builtins.str
+    """Why the built-in analyzer answered instead of the model (e.g. "daily LLM budget
+    reached"); empty otherwise.
+    """
     @_builtins.property
     def likely_causes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -178,10 +189,11 @@ class Insight(_message.Message):
         confidence: _builtins.float = ...,
         source: _builtins.str = ...,
         cost: _builtins.float = ...,
+        note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "confidence", b"confidence", "cost", b"cost", "diagnosis", b"diagnosis", "likely_causes", b"likely_causes", "source", b"source", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actions", b"actions", "confidence", b"confidence", "cost", b"cost", "diagnosis", b"diagnosis", "likely_causes", b"likely_causes", "note", b"note", "source", b"source", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures with their baselines, run on loopback with a private Redis."""
