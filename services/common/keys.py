@@ -47,3 +47,13 @@ def history(device_id: str) -> str:
 
 def seen(device_id: str) -> str:
     return SEEN_PREFIX + device_id
+
+
+def stats_readings(unix_second: int) -> str:
+    """String counter of readings applied in that second; expires after 120 s."""
+    return f"{PREFIX}stats:readings:{unix_second}"
+
+
+def spend(day: str) -> str:
+    """String float: LLM spend on that UTC day (YYYY-MM-DD); expires after 3 days."""
+    return f"{PREFIX}spend:{day}"

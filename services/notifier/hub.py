@@ -1,88 +1,89 @@
-"""One reader of `vigil:events` per notifier, fanned out to bounded subscriber queues.
+"""One reader of `vigil:events` per notifier, fanned out to bounded subscriber mailboxes.
 
-Gap-free resume: a subscriber is registered (and starts collecting live events) at the
+Gap-free resume: a subscriber is registered (and starts collecting live entries) at the
 hub's current position P in one step with no await in between; it then replays what it
-missed, the entries in (last_id, P], from the stream itself, and then drains its live
-queue, which holds exactly the entries after P. So nothing is missed and nothing is
-sent twice. A subscriber whose queue is full is cut off, never allowed to slow the
-reader or the others.
+missed, the entries in (last_id, P], from the stream itself, and then drains its
+mailbox, which holds exactly the entries after P. So nothing is missed and nothing is
+sent twice. When entries after last_id may have been trimmed, the subscriber gets a
+`Snapshot` (the current alerts, consistent with the hub's position) instead of a
+replay, then live entries after that position.
+
+The hub applies every entry to the alert book and the device label map before fanning
+it out, so state and stream never disagree. A full mailbox cuts that subscriber off;
+the reader never waits for a subscriber.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from services.common.events import (
-    SEVERITY_BY_NAME,
-    Event,
-    decode,
-    entries_between,
-    newest_id,
-    oldest_id,
-    read_after,
-    stream_id_key,
-)
+from services.common import keys
+from services.common.events import Event, newest_id, read_after, stream_id_key
 from services.notifier import metrics
+from services.notifier.alerts import AlertBook
+from services.notifier.entry import BadEntry, Entry, parse
+from services.notifier.filters import NO_LABELS, Filter
+from services.notifier.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 PAGE = 500
-
-
-class TooSlow(Exception):
-    """The subscriber's queue overflowed; it must reconnect with its last id."""
-
-
-class Reset(Exception):
-    """The requested last id is older than what the stream still holds."""
+#: Most entries handed to a sender at once (one frame in batch mode).
+MAX_BATCH = 256
+LABELS_CAP = 200_000
 
 
 @dataclass(frozen=True, slots=True)
-class Filter:
-    devices: frozenset[str] = frozenset()
-    min_severity: int = 0
-    kinds: frozenset[str] = frozenset()
+class Snapshot:
+    """Current alerts as of stream position `position`, for a subscriber that must reset."""
 
-    def accepts(self, kind: str, device: str, severity: int) -> bool:
-        return (
-            (not self.devices or device in self.devices)
-            and severity >= self.min_severity
-            and (not self.kinds or kind in self.kinds)
-        )
+    position: str
+    alerts: list[dict[str, Any]]
 
-    def accepts_event(self, event: Event) -> bool:
-        severity = SEVERITY_BY_NAME.get(str(event.get("severity")), 0)
-        return self.accepts(str(event.get("kind")), str(event.get("device_id") or ""), severity)
+
+Delivery = list[Entry] | Snapshot
 
 
 @dataclass(eq=False)
 class Subscriber:
     filter: Filter
     position: str
-    #: Live entries; None after an overflow (the queue is emptied to make room for it).
-    queue: asyncio.Queue[tuple[str, Event] | None]
-    overflowed: bool = False
+    mailbox: Mailbox[Entry]
+
+
+class Lost(Exception):
+    """Entries after the requested id may have been trimmed from the stream."""
 
 
 class Hub:
-    def __init__(self, redis: Redis, reader: Redis, block_ms: int = 2000) -> None:
+    def __init__(
+        self, redis: Redis, reader: Redis, book: AlertBook | None = None, block_ms: int = 2000
+    ) -> None:
         self.redis = redis
         # XREAD BLOCK holds its connection: the reader gets a client of its own whose
         # socket timeout is longer than the block.
         self.reader = reader
+        self.book = book or AlertBook()
         self.block_ms = block_ms
         self.position = "0-0"
+        #: device id -> labels, from alert and device events and the devices hash.
+        self.labels: dict[str, dict[str, str]] = {}
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self.running = False
 
     async def start(self) -> None:
+        """Rebuild state from the stream up to its newest entry, then follow it live."""
         self.position = await newest_id(self.redis) or "0-0"
+        await self._rebuild(self.position)
+        await self._load_device_labels()
         self._task = asyncio.create_task(self._read(), name="hub-reader")
         self.running = True
 
@@ -92,6 +93,53 @@ class Hub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def _rebuild(self, upto: str) -> None:
+        start = "-"
+        while True:
+            page = cast(
+                list[tuple[str, dict[str, str]]],
+                await self.redis.xrange(keys.EVENTS, min=start, max=upto, count=PAGE),
+            )
+            for entry_id, fields in page:
+                self._absorb(entry_id, fields)
+            if len(page) < PAGE:
+                return
+            start = f"({page[-1][0]}"
+
+    async def _load_device_labels(self) -> None:
+        """Labels of devices that have not raised an alert since the stream began."""
+        async for device, raw in self.redis.hscan_iter(keys.DEVICES, count=PAGE):
+            try:
+                labels = json.loads(raw).get("labels")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(labels, dict):
+                self._remember(str(device), labels)
+
+    def _remember(self, device: str, labels: dict[str, Any]) -> None:
+        self.labels.pop(device, None)
+        self.labels[device] = {str(k): str(v) for k, v in labels.items()}
+        if len(self.labels) > LABELS_CAP:
+            del self.labels[next(iter(self.labels))]
+
+    def _absorb(self, entry_id: str, fields: dict[str, str]) -> Entry | None:
+        """Apply one entry to the book and the label map; None if it is malformed."""
+        try:
+            entry, event = parse(entry_id, fields)
+        except BadEntry as exc:
+            metrics.BAD_ENTRIES.inc()
+            log.warning("skipping malformed stream entry", extra={"entry_id": entry_id,
+                                                                   "why": str(exc)})  # fmt: skip
+            return None
+        self._learn(entry, event)
+        self.book.apply(entry, event)
+        return entry
+
+    def _learn(self, entry: Entry, event: Event) -> None:
+        labels = event.get("labels")
+        if entry.device and isinstance(labels, dict) and entry.kind in ("alert", "device"):
+            self._remember(entry.device, labels)
 
     async def _read(self) -> None:
         while True:
@@ -104,76 +152,83 @@ class Hub:
                 await asyncio.sleep(1.0)
                 continue
             for entry_id, fields in entries:
-                self._dispatch(entry_id, fields)
+                metrics.EVENTS_READ.inc()
+                entry = self._absorb(entry_id, fields)
                 self.position = entry_id
+                if entry is not None:
+                    self._dispatch(entry)
 
-    def _dispatch(self, entry_id: str, fields: dict[str, str]) -> None:
-        metrics.EVENTS_READ.inc()
-        kind, device, severity = (
-            fields.get("kind", ""),
-            fields.get("device", ""),
-            int(fields.get("sev", 0)),
-        )
-        event: Event | None = None
-        for sub in list(self.subscribers):
-            if sub.overflowed or not sub.filter.accepts(kind, device, severity):
+    def _dispatch(self, entry: Entry) -> None:
+        labels = self.labels.get(entry.device, NO_LABELS)
+        for sub in self.subscribers:
+            if sub.mailbox.overflowed.is_set():
                 continue
-            if event is None:
-                event = decode(fields)
-            try:
-                sub.queue.put_nowait((entry_id, event))
-            except asyncio.QueueFull:
-                sub.overflowed = True
+            accepted = sub.filter.accepts(entry.kind, entry.device, entry.severity, labels)
+            if accepted and not sub.mailbox.put(entry):
                 metrics.DROPPED_CLIENTS.inc()
-                while not sub.queue.empty():
-                    sub.queue.get_nowait()
-                sub.queue.put_nowait(None)
 
-    def register(self, filt: Filter, queue_size: int) -> Subscriber:
-        """Start collecting live events after the hub's current position. No await."""
-        sub = Subscriber(filt, self.position, asyncio.Queue(queue_size))
+    def register(self, filt: Filter, capacity: int) -> Subscriber:
+        """Start collecting live entries after the hub's current position. No await."""
+        sub = Subscriber(filt, self.position, Mailbox(capacity))
         self.subscribers.add(sub)
         return sub
 
     def unregister(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    async def events(
-        self, sub: Subscriber, last_id: str | None
-    ) -> AsyncIterator[tuple[str, Event]]:
-        """What `sub` missed since `last_id`, then its live events, in id order."""
-        sent = last_id
+    def labels_of(self) -> Mapping[str, Mapping[str, str]]:
+        return self.labels
+
+    def snapshot(self, filt: Filter) -> Snapshot:
+        """The alerts `filt` selects, as of the hub's position. No await."""
+        return Snapshot(self.position, self.book.select(filt, self.labels))
+
+    async def deliveries(self, sub: Subscriber, last_id: str | None) -> AsyncIterator[Delivery]:
+        """What `sub` missed since `last_id` (or a Snapshot), then its live entries."""
+        # Live entries at or below `floor` were sent by the replay (or are covered by
+        # the snapshot, or by another replica that was ahead of this one).
+        floor: tuple[int, int] | None = None
         if last_id is not None:
-            await self._check_retained(last_id)
-            async for entry_id, event in self._replay(last_id, sub.position, sub.filter):
-                sent = entry_id
-                yield entry_id, event
+            floor = stream_id_key(last_id)
+            try:
+                async for batch in self._replay(last_id, sub.position, sub.filter):
+                    yield batch
+            except Lost:
+                snapshot = self.snapshot(sub.filter)
+                floor = stream_id_key(snapshot.position)
+                yield snapshot
         while True:
-            item = await sub.queue.get()
-            if item is None:
-                raise TooSlow()
-            entry_id, event = item
-            if sent is not None and stream_id_key(entry_id) <= stream_id_key(sent):
-                continue
-            sent = entry_id
-            yield entry_id, event
+            batch = await sub.mailbox.take(MAX_BATCH)
+            if floor is not None:
+                limit = floor
+                batch = [entry for entry in batch if entry.key > limit]
+                if not batch:
+                    continue
+                floor = None  # the mailbox is in id order: the rest are newer too
+            yield batch
 
-    async def _check_retained(self, last_id: str) -> None:
-        oldest = await oldest_id(self.redis)
-        if oldest is not None and stream_id_key(oldest) > stream_id_key(last_id):
-            # Entries after last_id may have been trimmed: the client must start over.
-            raise Reset()
-
-    async def _replay(
-        self, after: str, upto: str, filt: Filter
-    ) -> AsyncIterator[tuple[str, Event]]:
-        start = f"({after}"
-        while True:
-            page = await entries_between(self.redis, start, upto, PAGE)
+    async def _replay(self, after: str, upto: str, filt: Filter) -> AsyncIterator[list[Entry]]:
+        cursor = after
+        while stream_id_key(cursor) < stream_id_key(upto):
+            # The page and the stream's oldest id in one transaction: if the oldest is
+            # past the cursor, entries after it may have been trimmed unseen.
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xrange(keys.EVENTS, min=f"({cursor}", max=upto, count=PAGE)
+                pipe.xrange(keys.EVENTS, count=1)
+                page, oldest = await pipe.execute()
+            if not oldest or stream_id_key(oldest[0][0]) > stream_id_key(cursor):
+                raise Lost()
+            batch: list[Entry] = []
             for entry_id, fields in page:
-                event = decode(fields)
-                if filt.accepts_event(event):
-                    yield entry_id, event
+                try:
+                    entry, _ = parse(entry_id, fields)
+                except BadEntry:
+                    continue
+                labels = self.labels.get(entry.device, NO_LABELS)
+                if filt.accepts(entry.kind, entry.device, entry.severity, labels):
+                    batch.append(entry)
+            if batch:
+                yield batch
             if len(page) < PAGE:
                 return
-            start = f"({page[-1][0]}"
+            cursor = page[-1][0]
