@@ -38,6 +38,7 @@ PAGE = 500
 #: Most entries handed to a sender at once (one frame in batch mode).
 MAX_BATCH = 256
 LABELS_CAP = 200_000
+STOP_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +85,21 @@ class Hub:
         self.position = await newest_id(self.redis) or "0-0"
         await self._rebuild(self.position)
         await self._load_device_labels()
-        self._task = asyncio.create_task(self._read(), name="hub-reader")
         self.running = True
+        self._task = asyncio.create_task(self._read(), name="hub-reader")
 
     async def stop(self) -> None:
         self.running = False
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is None:
+            return
+        self._task.cancel()
+        done, _ = await asyncio.wait({self._task}, timeout=STOP_WAIT_S)
+        if not done:
+            # A cancellation that lands just as an XREAD reply arrives can be lost inside
+            # redis-py, which then blocks again; breaking the socket ends that read.
+            await self.reader.connection_pool.disconnect()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     async def _rebuild(self, upto: str) -> None:
         start = "-"
@@ -142,12 +149,14 @@ class Hub:
             self._remember(entry.device, labels)
 
     async def _read(self) -> None:
-        while True:
+        while self.running:
             try:
                 entries = await read_after(self.reader, self.position, PAGE, self.block_ms)
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis down or restarting: log, pause, retry
+                if not self.running:
+                    return
                 log.exception("reading vigil:events failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
