@@ -180,13 +180,15 @@ async def test_notifier_restart_misses_nothing_and_duplicates_nothing(
         )
         await receive(client, seen, 100)
     down.set()  # the only notifier is gone: 200-399 are published meanwhile
-    async with notifier_at(base_env) as second:
-        async with ws_client(second.ws, token, last_id=seen[-1]) as client:
-            back.set()
-            await receive(client, seen, total)
-            await publisher
-            with pytest.raises(TimeoutError):
-                await client.event(timeout_s=0.3)
+    async with (
+        notifier_at(base_env) as second,
+        ws_client(second.ws, token, last_id=seen[-1]) as client,
+    ):
+        back.set()
+        await receive(client, seen, total)
+        await publisher
+        with pytest.raises(TimeoutError):
+            await client.event(timeout_s=0.3)
     assert len(seen) == len(set(seen)) == total
     assert seen == published
 
