@@ -3,6 +3,12 @@ in the shared contract's format."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -98,3 +104,56 @@ def insight(device: str, alert_id: str, *, source: str = "builtin", n: int = 0) 
         "source": source,
         "cost": 0.0,
     }
+
+
+class NeverReadingClient:
+    """A WebSocket client that subscribes and then never reads a byte, with a small
+    receive buffer: what a frozen phone on a bad link looks like to the server."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    async def connect(cls, ws_url: str, subscribe: dict[str, Any]) -> NeverReadingClient:
+        host, _, rest = ws_url.removeprefix("ws://").partition(":")
+        port = int(rest.split("/", 1)[0])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(sock, (host, port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await loop.sock_sendall(sock, request.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += await loop.sock_recv(sock, 1)  # byte by byte: leave the rest unread
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+        await loop.sock_sendall(sock, masked_text_frame(json.dumps(subscribe).encode()))
+        return cls(sock)
+
+    async def closed_by_server(self) -> bool:
+        """Read everything that is left; True once the server has ended the connection."""
+        loop = asyncio.get_running_loop()
+        try:
+            while await loop.sock_recv(self.sock, 1 << 16):
+                pass
+        except ConnectionResetError:
+            return True
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    header = bytes([0x81])
+    if len(payload) < 126:
+        header += bytes([0x80 | len(payload)])
+    else:
+        header += bytes([0x80 | 126]) + struct.pack("!H", len(payload))
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))

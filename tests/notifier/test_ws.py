@@ -302,3 +302,25 @@ async def test_peer_that_stops_answering_pings_is_closed(
         while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.PING:
             pass
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+async def test_client_that_falls_behind_is_closed_with_4408_and_resumes_without_loss(
+    base_env: dict[str, str], token: str, redis: Redis
+) -> None:
+    async with notifier_at({**base_env, "VIGIL_WS_QUEUE": "5"}) as notifier:
+        async with ws_client(notifier.ws, token) as client:
+            seen = [await publish(redis, alert("a", n=-1))]
+            assert (await client.event())[0] == seen[0]
+            # Fifty at once into a mailbox of five: it overflows in one step.
+            async with redis.pipeline(transaction=True) as pipe:
+                for n in range(50):
+                    pipe.xadd("vigil:events", stream_fields(alert("a", n=n)))  # type: ignore[arg-type]
+                ids = seen + [str(i) for i in await pipe.execute()]
+            while (message := await client.ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+                seen.append(message.json()["id"])
+            assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4408
+            assert message.extra == "too slow: reconnect with last_id"
+        async with ws_client(notifier.ws, token, last_id=seen[-1]) as client:
+            while len(seen) < len(ids):
+                seen.append((await client.event())[0])
+    assert seen == ids
