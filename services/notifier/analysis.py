@@ -92,7 +92,7 @@ def start_request(body: Any) -> analyzer_pb2.StartAnalysisRequest:
         body.get("window"), "window", default=WINDOW_DEFAULT_S, lo=WINDOW_MIN_S, hi=WINDOW_MAX_S
     )
     priority = body.get("priority") or "info"
-    if priority not in SEVERITY_BY_NAME:
+    if not isinstance(priority, str) or priority not in SEVERITY_BY_NAME:
         raise InvalidArgument("priority", "must be info, warning or critical")
     return analyzer_pb2.StartAnalysisRequest(
         device_id=device_id,

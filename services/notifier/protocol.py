@@ -93,7 +93,7 @@ def last_id(value: Any) -> str | None:
 def min_severity(value: Any) -> int:
     if value is None or value == "":
         return 0
-    if value not in SEVERITY_BY_NAME:
+    if not isinstance(value, str) or value not in SEVERITY_BY_NAME:
         raise InvalidArgument("min_severity", "must be info, warning or critical")
     return SEVERITY_BY_NAME[value]
 
