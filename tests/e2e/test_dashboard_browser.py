@@ -119,7 +119,8 @@ async def test_ack_and_false_alarm_buttons_publish_and_show(
     entries = await redis.xrange(keys.EVENTS)
     acks = [json.loads(f["data"]) for _, f in entries if f["kind"] == "ack"]
     by_device = {a["device_id"]: a for a in acks}
-    assert (by_device["ack-me"]["false_alarm"], by_device["ack-me"]["note"]) == (False, "fan replaced")
+    acked = by_device["ack-me"]
+    assert (acked["false_alarm"], acked["note"]) == (False, "fan replaced")
     assert by_device["false-me"]["false_alarm"] is True and by_device["false-me"]["by"] == "local"
 
 
