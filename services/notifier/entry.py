@@ -26,6 +26,23 @@ class Entry:
     item: str
     #: `{"type":"event","id":...,"event":...}`, ready to send.
     frame: str
+    #: The same frame as UTF-8, encoded once for every client.
+    frame_bytes: bytes
+    #: ... and as a whole uncompressed server WebSocket frame (header included), so a
+    #: client that keeps up is written to with one `transport.write` and no framing.
+    wire: bytes
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, uncompressed, final text frame (RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 class BadEntry(ValueError):
@@ -46,6 +63,7 @@ def parse(entry_id: str, fields: dict[str, str]) -> tuple[Entry, Event]:
         raise BadEntry("data is not a JSON object")
     # Stream ids are digits and a dash: safe inside a JSON string as they are.
     item = '{"id":"' + entry_id + '","event":' + data + "}"
+    frame = '{"type":"event",' + item[1:]
     entry = Entry(
         id=entry_id,
         key=stream_id_key(entry_id),
@@ -54,6 +72,8 @@ def parse(entry_id: str, fields: dict[str, str]) -> tuple[Entry, Event]:
         severity=severity,
         data=data,
         item=item,
-        frame='{"type":"event",' + item[1:],
+        frame=frame,
+        frame_bytes=(payload := frame.encode()),
+        wire=text_frame(payload),
     )
     return entry, event

@@ -81,7 +81,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServicer):
                     continue
                 for entry in delivery:
                     yield event_message(entry)
-                metrics.DELIVERED.labels("grpc").inc(len(delivery))
+                metrics.GRPC_DELIVERED.inc(len(delivery))
         except TooSlow:
             raise ResourceExhausted("subscriber too slow; subscribe again with last_id") from None
         finally:

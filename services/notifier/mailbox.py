@@ -27,6 +27,12 @@ class Mailbox(Generic[T]):
         self.overflowed = asyncio.Event()
         self._waiter: asyncio.Future[None] | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Empty, and its consumer is parked waiting: it has written all it took."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self.items
+
     def put(self, item: T) -> bool:
         """Add `item`; False (and the box is shut) when it was already full."""
         if self.overflowed.is_set():

@@ -15,6 +15,9 @@ DELIVERED = Counter(
     "Events sent to subscribers, by transport.",
     ["transport"],
 )
+# Children looked up once: `labels()` takes a lock and a dict lookup per call.
+WS_DELIVERED = DELIVERED.labels("ws")
+GRPC_DELIVERED = DELIVERED.labels("grpc")
 DELIVERY_LAG = Histogram(
     "vigil_notifier_delivery_lag_seconds",
     "From an event's stream id time to its frame being written to a WebSocket client.",

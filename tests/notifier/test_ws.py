@@ -311,10 +311,12 @@ async def test_client_that_falls_behind_is_closed_with_4408_and_resumes_without_
         async with ws_client(notifier.ws, token) as client:
             seen = [await publish(redis, alert("a", n=-1))]
             assert (await client.event())[0] == seen[0]
-            # Fifty at once into a mailbox of five: it overflows in one step.
+            # Fifty at once, 200 kB, more than a socket is written directly: they queue,
+            # into a mailbox of five, which overflows in one step.
             async with redis.pipeline(transaction=True) as pipe:
                 for n in range(50):
-                    pipe.xadd("vigil:events", stream_fields(alert("a", n=n)))  # type: ignore[arg-type]
+                    big = alert("a", n=n, reasons=["x" * 4000])
+                    pipe.xadd("vigil:events", stream_fields(big))  # type: ignore[arg-type]
                 ids = seen + [str(i) for i in await pipe.execute()]
             while (message := await client.ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
                 seen.append(message.json()["id"])
