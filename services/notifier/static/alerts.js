@@ -157,10 +157,12 @@ function insightBox(insight) {
     box.append(el("span", { class: "confidence", text: `confidence ${Math.round(insight.confidence * 100)}%` }));
   }
   if (insight.note) box.append(el("div", { class: "insight-note", text: insight.note }));
-  const list = (items, cls) => el("ul", { class: cls },
-    ...(items || []).map((item) => el("li", { text: item })));
-  if ((insight.likely_causes || []).length) box.append(el("div", { class: "caption", text: "likely causes" }), list(insight.likely_causes, "causes"));
-  if ((insight.actions || []).length) box.append(el("div", { class: "caption", text: "actions" }), list(insight.actions, "actions"));
+  const column = (title, items, cls) => el("div", {},
+    el("div", { class: "caption", text: title }),
+    el("ul", { class: cls }, ...(items || []).map((item) => el("li", { text: item }))));
+  box.append(el("div", { class: "columns" },
+    (insight.likely_causes || []).length ? column("likely causes", insight.likely_causes, "causes") : null,
+    (insight.actions || []).length ? column("actions", insight.actions, "actions") : null));
   return box;
 }
 

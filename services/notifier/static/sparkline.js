@@ -6,8 +6,7 @@ export function sparkline(points, width = 120, height = 28) {
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("width", String(width));
-  svg.setAttribute("height", String(height));
+  svg.setAttribute("preserveAspectRatio", "none");
   const values = points.map((p) => Number(p[1])).filter(Number.isFinite);
   if (values.length < 2) return svg;
   const lo = Math.min(...values);
@@ -23,6 +22,7 @@ export function sparkline(points, width = 120, height = 28) {
   });
   const line = document.createElementNS(NS, "polyline");
   line.setAttribute("points", coords.join(" "));
+  line.setAttribute("vector-effect", "non-scaling-stroke");
   svg.append(line);
   return svg;
 }
