@@ -23,6 +23,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from services.common import keys
+from services.common import metrics as common_metrics
 from services.common.errors import InvalidArgument, NotFound
 from services.common.events import publish, rfc3339, severity_name
 from services.notifier import durations, history, metrics
@@ -129,6 +130,7 @@ class Api:
             "time": rfc3339(await redis_now(self.redis)),
         }
         entry_id = await publish(self.redis, event, self.settings.events_maxlen)
+        common_metrics.EVENTS_PUBLISHED.labels("ack").inc()
         metrics.ACKS.labels("false_alarm" if false_alarm else "ack").inc()
         return web.json_response({"id": entry_id, "ack": event}, status=201)
 
