@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -33,6 +33,7 @@ from services.notifier.alerts import AlertBook
 from services.notifier.entry import BadEntry, Entry, parse
 from services.notifier.filters import NO_LABELS, Filter
 from services.notifier.mailbox import Mailbox
+from services.notifier.replay import Lost, missed
 
 log = logging.getLogger(__name__)
 PAGE = 500
@@ -63,10 +64,6 @@ class Subscriber:
     direct: Callable[[list[Entry]], bool] | None = None
     #: Past its replay: every new entry is the next one it must get.
     live: bool = False
-
-
-class Lost(Exception):
-    """Entries after the requested id may have been trimmed from the stream."""
 
 
 class Hub:
@@ -211,8 +208,12 @@ class Hub:
     def unregister(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    def labels_of(self) -> Mapping[str, Mapping[str, str]]:
-        return self.labels
+    def _accepts(self, sub: Subscriber) -> Callable[[Entry], bool]:
+        def accepts(entry: Entry) -> bool:
+            labels = self.labels.get(entry.device, NO_LABELS)
+            return sub.filter.accepts(entry.kind, entry.device, entry.severity, labels)
+
+        return accepts
 
     def snapshot(self, filt: Filter) -> Snapshot:
         """The alerts `filt` selects, as of the hub's position. No await."""
@@ -226,7 +227,7 @@ class Hub:
         if last_id is not None:
             floor = stream_id_key(last_id)
             try:
-                async for batch in self._replay(last_id, sub.position, sub.filter):
+                async for batch in missed(self.redis, last_id, sub.position, self._accepts(sub)):
                     yield batch
                 if floor <= stream_id_key(sub.position):
                     floor = None  # the mailbox holds only entries after the position
@@ -244,29 +245,3 @@ class Hub:
                     continue
                 floor = None  # the mailbox is in id order: the rest are newer too
             yield batch
-
-    async def _replay(self, after: str, upto: str, filt: Filter) -> AsyncIterator[list[Entry]]:
-        cursor = after
-        while stream_id_key(cursor) < stream_id_key(upto):
-            # The page and the stream's oldest id in one transaction: if the oldest is
-            # past the cursor, entries after it may have been trimmed unseen.
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xrange(keys.EVENTS, min=f"({cursor}", max=upto, count=PAGE)
-                pipe.xrange(keys.EVENTS, count=1)
-                page, oldest = await pipe.execute()
-            if not oldest or stream_id_key(oldest[0][0]) > stream_id_key(cursor):
-                raise Lost()
-            batch: list[Entry] = []
-            for entry_id, fields in page:
-                try:
-                    entry, _ = parse(entry_id, fields)
-                except BadEntry:
-                    continue
-                labels = self.labels.get(entry.device, NO_LABELS)
-                if filt.accepts(entry.kind, entry.device, entry.severity, labels):
-                    batch.append(entry)
-            if batch:
-                yield batch
-            if len(page) < PAGE:
-                return
-            cursor = page[-1][0]

@@ -326,3 +326,16 @@ async def test_client_that_falls_behind_is_closed_with_4408_and_resumes_without_
             while len(seen) < len(ids):
                 seen.append((await client.event())[0])
     assert seen == ids
+
+
+async def test_device_events_set_the_labels_a_selector_matches(
+    notifier: Notifier, token: str, redis: Redis
+) -> None:
+    """A device that has raised no alert yet is selected by the labels it reported."""
+    online = {"kind": "device", "device_id": "c", "labels": {"site": "north"},
+              "status": "online", "severity": None, "time": "2026-11-25T12:00:00.000Z"}  # fmt: skip
+    async with ws_client(notifier.ws, token, labels={"site": "north"}) as client:
+        first = await publish(redis, online)
+        second = await publish(redis, {**online, "status": "offline"})
+        got = [(await client.event())[0] for _ in range(2)]
+    assert got == [first, second]
