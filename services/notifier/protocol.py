@@ -6,7 +6,7 @@ Client -> server:
    "kinds": [str], "batch": bool}
   {"type": "ping"}
 Server -> client:
-  {"type": "subscribed", "id": str}, {"type": "event", "id": str, "event": {...}},
+  {"type": "subscribed"}, {"type": "event", "id": str, "event": {...}},
   {"type": "events", "events": [{"id": str, "event": {...}}, ...]}   (batch: true only)
   {"type": "reset", "id": str, "alerts": [...]}, {"type": "pong"},
   {"type": "error", "code": str, "message": str}
