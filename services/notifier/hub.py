@@ -27,6 +27,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from services.common import keys
+from services.common import metrics as common_metrics
 from services.common.events import Event, newest_id, read_after, stream_id_key
 from services.notifier import metrics
 from services.notifier.alerts import AlertBook
@@ -142,8 +143,13 @@ class Hub:
             log.warning("skipping malformed stream entry", extra={"entry_id": entry_id,
                                                                    "why": str(exc)})  # fmt: skip
             return None
-        self._learn(entry, event)
-        self.book.apply(entry, event)
+        try:
+            self._learn(entry, event)
+            self.book.apply(entry, event)
+        except Exception:  # state stays as it was; the event itself is still delivered
+            common_metrics.ERRORS.labels("notifier", "alert_state").inc()
+            log.exception("applying an event to the alert state failed",
+                          extra={"entry_id": entry_id})  # fmt: skip
         return entry
 
     def _learn(self, entry: Entry, event: Event) -> None:
@@ -187,8 +193,7 @@ class Hub:
             # A client that has taken everything so far gets the page written at once:
             # no task switch, no framing (most clients, most of the time). Anything
             # else queues, in order, behind what it has not taken yet.
-            direct = sub.direct
-            if direct is not None and sub.live and sub.mailbox.idle and direct(wanted):
+            if sub.direct is not None and sub.live and sub.mailbox.idle and _direct(sub, wanted):
                 written += len(wanted)
                 continue
             for entry in wanted:
@@ -245,3 +250,15 @@ class Hub:
                     continue
                 floor = None  # the mailbox is in id order: the rest are newer too
             yield batch
+
+
+def _direct(sub: Subscriber, entries: list[Entry]) -> bool:
+    """Write straight to the subscriber's socket; a failure there is that client's alone."""
+    assert sub.direct is not None
+    try:
+        return sub.direct(entries)
+    except Exception:
+        common_metrics.ERRORS.labels("notifier", "direct_write").inc()
+        log.exception("writing to a WebSocket client failed; it goes through its sender")
+        sub.direct = None
+        return False

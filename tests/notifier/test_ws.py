@@ -339,3 +339,25 @@ async def test_device_events_set_the_labels_a_selector_matches(
         second = await publish(redis, {**online, "status": "offline"})
         got = [(await client.event())[0] for _ in range(2)]
     assert got == [first, second]
+
+
+async def test_malformed_stream_entries_are_skipped_and_nothing_else_breaks(
+    notifier: Notifier, token: str, redis: Redis
+) -> None:
+    odd = {"kind": "alert", "alert_id": {"not": "a string"}, "device_id": "d", "labels": "x",
+           "reasons": 5, "severity": ["warning"], "state": None}  # fmt: skip
+    async with ws_client(notifier.ws, token) as client:
+        await redis.xadd("vigil:events", {"kind": "alert", "device": "d", "sev": "2",
+                                          "data": "{broken"})  # fmt: skip
+        await redis.xadd("vigil:events", {"kind": "alert", "device": "d", "sev": "x",
+                                          "data": "{}"})  # fmt: skip
+        await redis.xadd("vigil:events", {"kind": "alert", "device": "d", "data": "[1]"})
+        odd_id = await publish(redis, odd)
+        good_id = await publish(redis, alert("d", alert_id="ep-good"))
+        got = [(await client.event())[0] for _ in range(2)]
+    assert got == [odd_id, good_id]  # the three that are not events never reach anyone
+    async with aiohttp.ClientSession(notifier.http) as session:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.get("/api/alerts", headers=headers) as response:
+            alerts = (await response.json())["alerts"]
+    assert "ep-good" in [a["alert_id"] for a in alerts]
