@@ -77,3 +77,8 @@ def spend(day: str) -> str:
 
 def cache_lock(digest: str) -> str:
     return CACHE_LOCK_PREFIX + digest
+
+
+def stats_readings(unix_second: int) -> str:
+    """String counter of readings applied in that second; expires after 120 s."""
+    return f"{PREFIX}stats:readings:{unix_second}"

@@ -1,4 +1,11 @@
-"""`Notifier.Subscribe`: the event stream for machines, same semantics as /ws."""
+"""`Notifier.Subscribe`: the event stream for machines, same semantics as /ws.
+
+Filters, resume from `last_id`, `reset` with the current alerts, and a bounded
+mailbox per subscriber. A subscriber that stops reading fills its HTTP/2 window and
+then its mailbox; the hub stops feeding it at once (it costs no one else anything)
+and the stream ends with RESOURCE_EXHAUSTED as soon as gRPC takes the next message.
+Must never let one subscriber slow another.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +18,30 @@ from vigil.v1 import notifier_pb2, notifier_pb2_grpc
 
 from services.common import auth
 from services.common.errors import InvalidArgument, ResourceExhausted
-from services.common.events import SEVERITY_BY_NAME, Event
 from services.notifier import metrics
-from services.notifier.hub import Filter, Hub, Reset, TooSlow
-from services.notifier.protocol import NAME, last_id
+from services.notifier.entry import Entry
+from services.notifier.filters import Filter
+from services.notifier.hub import Hub, Snapshot
+from services.notifier.mailbox import TooSlow
+from services.notifier.protocol import NAME, label_selector, last_id
 from services.notifier.settings import NotifierSettings
 
 
-def event_message(entry_id: str, event: Event) -> notifier_pb2.Event:
+def event_message(entry: Entry) -> notifier_pb2.Event:
     return notifier_pb2.Event(
-        id=entry_id,
-        kind=str(event.get("kind", "")),
-        device_id=str(event.get("device_id") or ""),
-        severity=SEVERITY_BY_NAME.get(str(event.get("severity")), 0),  # type: ignore[arg-type]
-        json=json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+        id=entry.id,
+        kind=entry.kind,
+        device_id=entry.device,
+        severity=entry.severity,  # type: ignore[arg-type]
+        json=entry.data,
+    )
+
+
+def reset_message(snapshot: Snapshot) -> notifier_pb2.Event:
+    return notifier_pb2.Event(
+        id=snapshot.position,
+        kind="reset",
+        json=json.dumps({"alerts": snapshot.alerts}, separators=(",", ":"), ensure_ascii=False),
     )
 
 
@@ -35,6 +52,7 @@ def request_filter(request: notifier_pb2.SubscribeRequest) -> Filter:
                 raise InvalidArgument(field, "items must match [A-Za-z0-9_.:-]{1,128}")
     return Filter(
         devices=frozenset(request.device_ids),
+        labels=label_selector(dict(request.labels)),
         min_severity=int(request.min_severity),
         kinds=frozenset(request.kinds),
     )
@@ -57,17 +75,15 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServicer):
         sub = self.hub.register(filt, self.settings.client_queue)
         metrics.GRPC_SUBSCRIBERS.inc()
         try:
-            try:
-                async for entry_id, event in self.hub.events(sub, since):
-                    metrics.DELIVERED.labels("grpc").inc()
-                    yield event_message(entry_id, event)
-            except Reset:
-                yield notifier_pb2.Event(kind="reset")
-                async for entry_id, event in self.hub.events(sub, None):
-                    metrics.DELIVERED.labels("grpc").inc()
-                    yield event_message(entry_id, event)
+            async for delivery in self.hub.deliveries(sub, since):
+                if isinstance(delivery, Snapshot):
+                    yield reset_message(delivery)
+                    continue
+                for entry in delivery:
+                    yield event_message(entry)
+                metrics.GRPC_DELIVERED.inc(len(delivery))
         except TooSlow:
-            raise ResourceExhausted("subscriber too slow; resubscribe with last_id") from None
+            raise ResourceExhausted("subscriber too slow; subscribe again with last_id") from None
         finally:
             self.hub.unregister(sub)
             metrics.GRPC_SUBSCRIBERS.dec()

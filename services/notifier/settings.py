@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from services.common.events import DEFAULT_EVENTS_MAXLEN
 from services.common.settings import CommonSettings, Env, Secret
 
 
@@ -22,6 +23,25 @@ class NotifierSettings:
     client_queue: int
     #: VIGIL_WS_MAX_MESSAGE_BYTES: largest frame a client may send.
     ws_max_message_bytes: int
+    #: VIGIL_WS_HEARTBEAT_SECONDS: protocol ping interval; a peer that does not answer
+    #: within half of it is closed.
+    ws_heartbeat_s: float
+    #: VIGIL_WS_COMPRESS: offer permessage-deflate (halves fan-out throughput).
+    ws_compress: bool
+    #: VIGIL_ANALYZER_ADDR: the analyzer's gRPC address, for deep analysis.
+    analyzer_addr: str
+    #: VIGIL_ANALYZER_TIMEOUT_SECONDS: deadline of a call to the analyzer.
+    analyzer_timeout_s: float
+    #: VIGIL_API_RATE_PER_MINUTE / VIGIL_API_BURST: HTTP API calls per dashboard token.
+    api_rate_per_minute: float
+    api_burst: float
+    #: VIGIL_ANALYSIS_RATE_PER_HOUR / VIGIL_ANALYSIS_BURST: deep analyses per token.
+    analysis_rate_per_hour: float
+    analysis_burst: float
+    #: VIGIL_EVENTS_MAXLEN: approximate cap of vigil:events when publishing acks.
+    events_maxlen: int
+    #: VIGIL_RESOLVED_ALERTS_KEPT: resolved alerts remembered for GET /api/alerts.
+    resolved_kept: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> NotifierSettings:
@@ -35,4 +55,14 @@ class NotifierSettings:
             ws_max_message_bytes=env.integer(
                 "VIGIL_WS_MAX_MESSAGE_BYTES", 65_536, lo=256, hi=16 << 20
             ),
+            ws_heartbeat_s=env.number("VIGIL_WS_HEARTBEAT_SECONDS", 20.0, lo=0.2, hi=600.0),
+            ws_compress=env.flag("VIGIL_WS_COMPRESS", False),
+            analyzer_addr=env.text("VIGIL_ANALYZER_ADDR", "127.0.0.1:50053"),
+            analyzer_timeout_s=env.number("VIGIL_ANALYZER_TIMEOUT_SECONDS", 5.0, lo=0.05, hi=120.0),
+            api_rate_per_minute=env.number("VIGIL_API_RATE_PER_MINUTE", 600.0, lo=1.0),
+            api_burst=env.number("VIGIL_API_BURST", 60.0, lo=1.0),
+            analysis_rate_per_hour=env.number("VIGIL_ANALYSIS_RATE_PER_HOUR", 30.0, lo=1.0),
+            analysis_burst=env.number("VIGIL_ANALYSIS_BURST", 3.0, lo=1.0),
+            events_maxlen=env.integer("VIGIL_EVENTS_MAXLEN", DEFAULT_EVENTS_MAXLEN, lo=100),
+            resolved_kept=env.integer("VIGIL_RESOLVED_ALERTS_KEPT", 1000, lo=0, hi=1_000_000),
         )

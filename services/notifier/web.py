@@ -1,6 +1,8 @@
-"""The notifier's HTTP side: the dashboard page, /ws, health endpoints.
+"""The notifier's HTTP side: the dashboard page, /ws, the HTTP API, health endpoints.
 
 Errors are problem+json (RFC 9457) from one middleware; a client never sees a trace.
+Every response carries a strict Content-Security-Policy: the page runs only its own
+scripts, so even a string that slipped into markup could not run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from redis.asyncio import Redis
 
 from services.common import metrics as common_metrics
 from services.common.errors import VigilError
+from services.common.ratelimit import RateLimiter
+from services.notifier import metrics
+from services.notifier.access import Access
+from services.notifier.analysis import AnalyzerClient
+from services.notifier.api import Api
 from services.notifier.hub import Hub
 from services.notifier.settings import NotifierSettings
 from services.notifier.ws import WebSocketEndpoint
@@ -34,6 +41,14 @@ def problem(status: int, title: str, detail: str) -> web.Response:
 
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await _answer(request, handler)
+    if request.path.startswith("/api/"):
+        route = request.match_info.route.name or "unmatched"
+        metrics.API_REQUESTS.labels(route, str(response.status)).inc()
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except VigilError as exc:
@@ -65,8 +80,15 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
 
 
-def build(settings: NotifierSettings, redis: Redis, hub: Hub) -> web.Application:
-    app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
+def build(
+    settings: NotifierSettings,
+    redis: Redis,
+    hub: Hub,
+    limiter: RateLimiter,
+    analyzer: AnalyzerClient,
+) -> web.Application:
+    access = Access(settings, limiter)
+    app = web.Application(middlewares=[problems, access.middleware], client_max_size=64 * 1024)
     app.on_response_prepare.append(_security_headers)
     endpoint = WebSocketEndpoint(settings, hub)
 
@@ -90,4 +112,5 @@ def build(settings: NotifierSettings, redis: Redis, hub: Hub) -> web.Application
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    Api(settings, redis, hub, analyzer).routes(app)
     return app

@@ -1,6 +1,13 @@
-// Vigil dashboard: subscribe over /ws, render alerts and insights live, resume from
-// the last event id after any disconnect. Every string from devices or models is set
-// with textContent, never as HTML.
+// Vigil dashboard: current state from the HTTP API, then live events over /ws from
+// exactly that position, so nothing shown is stale and nothing is missed or doubled.
+// Plain ES modules, no build step. Every device- or model-supplied string is text.
+
+import { makeApi } from "./api.js";
+import { AlertList } from "./alerts.js";
+import { AnalysisPanel } from "./analysis.js";
+import { DeviceGrid } from "./devices.js";
+import { setText } from "./dom.js";
+import { connectLive } from "./live.js";
 
 const params = new URLSearchParams(location.search);
 if (params.has("token")) {
@@ -9,110 +16,89 @@ if (params.has("token")) {
   history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : ""));
 }
 const token = sessionStorage.getItem("vigil.token") || "";
-
-const alertsEl = document.getElementById("alerts");
-const template = document.getElementById("alert-template");
-const connectionEl = document.getElementById("connection");
-const counts = { alerts: 0, insights: 0 };
-const rows = new Map(); // alert_id -> <li>
-const MAX_ROWS = 500;
-let lastId = null;
-let retryMs = 500;
+const api = makeApi(token);
+const $ = (id) => document.getElementById(id);
 
 function setConnection(state, text) {
-  connectionEl.dataset.state = state;
-  connectionEl.textContent = text || state;
+  $("connection").dataset.state = state;
+  setText($("connection"), text || state);
 }
 
-function setText(root, selector, text) {
-  root.querySelector(selector).textContent = text == null ? "" : String(text);
+const analysis = new AnalysisPanel($("analysis"), api);
+const analyse = (deviceId) => analysis.choose(deviceId);
+const alerts = new AlertList($("alerts"), {
+  onAck: (id, note, falseAlarm) => api.ack(id, note, falseAlarm),
+  onAnalyse: analyse,
+});
+const devices = new DeviceGrid($("devices"), api, {
+  onAnalyse: analyse,
+  openAlerts: () => alerts.openByDevice(),
+});
+
+let gridDue = null;
+function showCounts() {
+  setText($("count-open"), alerts.openCount);
+  // Alerts can arrive by the hundred: redraw the grid at most once a second.
+  if (gridDue === null) {
+    gridDue = setTimeout(() => { gridDue = null; devices.render(); }, 1000);
+  }
 }
 
-function rowFor(event) {
-  const id = String(event.alert_id || event.episode_id || "");
-  let row = rows.get(id);
-  if (!row) {
-    row = template.content.firstElementChild.cloneNode(true);
-    row.dataset.alertId = id;
-    rows.set(id, row);
-    alertsEl.prepend(row);
-    while (alertsEl.children.length > MAX_ROWS) {
-      const old = alertsEl.lastElementChild;
-      rows.delete(old.dataset.alertId);
-      old.remove();
+async function refreshStats() {
+  try {
+    const stats = await api.stats();
+    setText($("count-rate"), stats.readings_per_second.toFixed(1));
+    setText($("count-queue"), stats.queue_depth);
+    setText($("count-spend"), stats.llm_spend_today.toFixed(2));
+  } catch {
+    // counters keep their last value; the connection badge tells the story
+  }
+}
+
+async function refreshDevices() {
+  try {
+    await devices.refresh();
+    analysis.setDevices(devices.deviceIds());
+  } catch {
+    // shown again on the next round
+  }
+}
+
+function onEvents(items) {
+  for (const { id, event } of items) {
+    if (event.kind === "device") devices.applyDeviceEvent(event);
+    else if (event.kind === "analysis") analysis.applyEvent(event);
+    else alerts.apply(id, event);
+  }
+  showCounts();
+}
+
+async function main() {
+  let state = null;
+  while (state === null) {
+    try {
+      state = await api.alerts();
+    } catch (error) {
+      setConnection(error.status === 401 ? "error" : "connecting", error.message);
+      if (error.status === 401) return;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
     }
   }
-  return row;
+  alerts.load(state.alerts);
+  showCounts();
+  connectLive({
+    token,
+    lastId: state.last_id,
+    onEvents,
+    onReset: (current) => { alerts.load(current); showCounts(); },
+    onState: setConnection,
+  });
+  await Promise.all([refreshStats(), refreshDevices()]);
+  devices.refreshHistory();
+  setInterval(refreshStats, 5000);
+  setInterval(refreshDevices, 10000);
+  setInterval(() => devices.refreshHistory(), 30000);
+  setInterval(() => alerts.refreshAges(), 5000);
 }
 
-function renderAlert(event) {
-  const row = rowFor(event);
-  row.dataset.severity = event.severity || "info";
-  row.dataset.state = event.state || "opened";
-  setText(row, ".severity", event.severity);
-  setText(row, ".device", event.device_id);
-  setText(row, ".sensor", event.sensor);
-  setText(row, ".state", event.state);
-  const age = row.querySelector(".age");
-  age.dateTime = event.time || "";
-  age.textContent = event.time ? new Date(event.time).toLocaleTimeString() : "";
-  // A resolve carries the quiet reading, not the reasons: keep what the alert said.
-  if ((event.reasons || []).length) setText(row, ".reasons", event.reasons.join("; "));
-  if (event.state === "opened") counts.alerts += 1;
-}
-
-function renderInsight(event) {
-  const row = rowFor(event);
-  const box = row.querySelector(".insight");
-  box.hidden = false;
-  setText(box, ".source", event.source);
-  setText(box, ".diagnosis", event.diagnosis);
-  const list = box.querySelector(".actions");
-  list.replaceChildren(...(event.actions || []).map((action) => {
-    const li = document.createElement("li");
-    li.textContent = String(action);
-    return li;
-  }));
-  counts.insights += 1;
-}
-
-function render(event) {
-  if (event.kind === "alert") renderAlert(event);
-  else if (event.kind === "insight") renderInsight(event);
-  document.getElementById("count-alerts").textContent = String(counts.alerts);
-  document.getElementById("count-insights").textContent = String(counts.insights);
-}
-
-function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
-  ws.onopen = () => {
-    ws.send(JSON.stringify({ type: "subscribe", token, last_id: lastId }));
-  };
-  ws.onmessage = (message) => {
-    const frame = JSON.parse(message.data);
-    if (frame.type === "subscribed") {
-      setConnection("live", "live");
-      retryMs = 500;
-    } else if (frame.type === "event") {
-      lastId = frame.id;
-      render(frame.event);
-    } else if (frame.type === "reset") {
-      rows.clear();
-      alertsEl.replaceChildren();
-    } else if (frame.type === "error") {
-      setConnection("error", frame.message);
-    }
-  };
-  ws.onclose = (close) => {
-    if (close.code === 4401) {
-      setConnection("error", "not authorised: open the URL `vigil up` printed");
-      return;
-    }
-    setConnection("connecting", "reconnecting");
-    setTimeout(connect, retryMs);
-    retryMs = Math.min(retryMs * 2, 10000);
-  };
-}
-
-connect();
+main();

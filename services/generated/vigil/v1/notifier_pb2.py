@@ -26,17 +26,21 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from vigil.v1 import common_pb2 as vigil_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17vigil/v1/notifier.proto\x12\x08vigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15vigil/v1/common.proto\"p\n\x10SubscribeRequest\x12\x12\n\ndevice_ids\x18\x01 \x03(\t\x12(\n\x0cmin_severity\x18\x02 \x01(\x0e\x32\x12.vigil.v1.Severity\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x0f\n\x07last_id\x18\x04 \x01(\t\"\x92\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12$\n\x08severity\x18\x04 \x01(\x0e\x32\x12.vigil.v1.Severity\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04json\x18\x06 \x01(\t2F\n\x08Notifier\x12:\n\tSubscribe\x12\x1a.vigil.v1.SubscribeRequest\x1a\x0f.vigil.v1.Event0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17vigil/v1/notifier.proto\x12\x08vigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15vigil/v1/common.proto\"\xd7\x01\n\x10SubscribeRequest\x12\x12\n\ndevice_ids\x18\x01 \x03(\t\x12(\n\x0cmin_severity\x18\x02 \x01(\x0e\x32\x12.vigil.v1.Severity\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x0f\n\x07last_id\x18\x04 \x01(\t\x12\x36\n\x06labels\x18\x05 \x03(\x0b\x32&.vigil.v1.SubscribeRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12$\n\x08severity\x18\x04 \x01(\x0e\x32\x12.vigil.v1.Severity\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04json\x18\x06 \x01(\t2F\n\x08Notifier\x12:\n\tSubscribe\x12\x1a.vigil.v1.SubscribeRequest\x1a\x0f.vigil.v1.Event0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vigil.v1.notifier_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=93
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=205
-  _globals['_EVENT']._serialized_start=208
-  _globals['_EVENT']._serialized_end=354
-  _globals['_NOTIFIER']._serialized_start=356
-  _globals['_NOTIFIER']._serialized_end=426
+  _globals['_SUBSCRIBEREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_SUBSCRIBEREQUEST_LABELSENTRY']._serialized_options = b'8\001'
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=94
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=309
+  _globals['_SUBSCRIBEREQUEST_LABELSENTRY']._serialized_start=264
+  _globals['_SUBSCRIBEREQUEST_LABELSENTRY']._serialized_end=309
+  _globals['_EVENT']._serialized_start=312
+  _globals['_EVENT']._serialized_end=458
+  _globals['_NOTIFIER']._serialized_start=460
+  _globals['_NOTIFIER']._serialized_end=530
 # @@protoc_insertion_point(module_scope)

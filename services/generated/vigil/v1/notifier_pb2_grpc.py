@@ -46,6 +46,11 @@ class NotifierServicer:
 
     def Subscribe(self, request, context):
         """Events missed since `last_id`, then live events, with no gap and no duplicate.
+        When entries after `last_id` may have been trimmed from the stream, the first
+        message is an Event with kind "reset": its `id` is the position the current state
+        is taken at and its `json` is {"alerts": [...]} (as GET /api/alerts returns them);
+        live events after that position follow. A subscriber that falls too far behind
+        ends with RESOURCE_EXHAUSTED: subscribe again with the last id it saw.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,13 +34,25 @@ class NotifierStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NotifierAsyncStub: ...
     Subscribe: _grpc.UnaryStreamMultiCallable[_notifier_pb2.SubscribeRequest, _notifier_pb2.Event]
-    """Events missed since `last_id`, then live events, with no gap and no duplicate."""
+    """Events missed since `last_id`, then live events, with no gap and no duplicate.
+    When entries after `last_id` may have been trimmed from the stream, the first
+    message is an Event with kind "reset": its `id` is the position the current state
+    is taken at and its `json` is {"alerts": [...]} (as GET /api/alerts returns them);
+    live events after that position follow. A subscriber that falls too far behind
+    ends with RESOURCE_EXHAUSTED: subscribe again with the last id it saw.
+    """
 
 @_typing.type_check_only
 class NotifierAsyncStub(NotifierStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Subscribe: _aio.UnaryStreamMultiCallable[_notifier_pb2.SubscribeRequest, _notifier_pb2.Event]  # type: ignore[assignment]
-    """Events missed since `last_id`, then live events, with no gap and no duplicate."""
+    """Events missed since `last_id`, then live events, with no gap and no duplicate.
+    When entries after `last_id` may have been trimmed from the stream, the first
+    message is an Event with kind "reset": its `id` is the position the current state
+    is taken at and its `json` is {"alerts": [...]} (as GET /api/alerts returns them);
+    live events after that position follow. A subscriber that falls too far behind
+    ends with RESOURCE_EXHAUSTED: subscribe again with the last id it saw.
+    """
 
 class NotifierServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -49,6 +61,12 @@ class NotifierServicer(metaclass=_abc_1.ABCMeta):
         request: _notifier_pb2.SubscribeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_notifier_pb2.Event], _abc.AsyncIterator[_notifier_pb2.Event]]:
-        """Events missed since `last_id`, then live events, with no gap and no duplicate."""
+        """Events missed since `last_id`, then live events, with no gap and no duplicate.
+        When entries after `last_id` may have been trimmed from the stream, the first
+        message is an Event with kind "reset": its `id` is the position the current state
+        is taken at and its `json` is {"alerts": [...]} (as GET /api/alerts returns them);
+        live events after that position follow. A subscriber that falls too far behind
+        ends with RESOURCE_EXHAUSTED: subscribe again with the last id it saw.
+        """
 
 def add_NotifierServicer_to_server(servicer: NotifierServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
