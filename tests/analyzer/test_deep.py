@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,22 +21,11 @@ from services.common.errors import ResourceExhausted
 from services.common.queue import JobQueue
 from services.common.scripts import Scripts
 from tests.analyzer.alerts import wait_events
+from tests.support.history import write_history
 from tests.support.openai_server import model_env, openai_server
 from tests.support.services import running
 
 FAST = {"VIGIL_QUEUE_REAP_SECONDS": "0.1"}
-
-
-async def write_history(redis: Redis, device: str, minutes: int = 30) -> int:
-    """One batch a minute of temperature rising 1 degree per minute, pressure flat."""
-    now = time.time()
-    for i in range(minutes):
-        at = now - (minutes - i) * 60
-        rows = [["temperature", at, 60.0 + i], ["pressure", at, 5.0]]
-        await redis.xadd(
-            keys.history(device), {"readings": json.dumps(rows)}, id=f"{int(at * 1000)}-0"
-        )
-    return 2 * minutes
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Deep analysis through the real analyzer's gRPC: requests validated before any call,
-the analyzer's status mapped to an HTTP problem."""
+"""Deep analysis through the real analyzer's gRPC: a ticket that reaches done, requests
+validated before any call, the analyzer's status mapped to an HTTP problem."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 from services.common.embedded_redis import free_port
 from services.notifier.analysis import upstream_error
 from tests.notifier.conftest import Notifier, notifier_at
+from tests.support.clients import ws_client
+from tests.support.history import write_history
 from tests.support.services import running
 
 
@@ -38,17 +40,33 @@ async def call(notifier: Notifier, token: str, method: str, path: str, **kw: Any
         return body
 
 
-async def test_unimplemented_analyzer_is_501(with_analyzer: Notifier, token: str) -> None:
-    start = await call(
-        with_analyzer,
-        token,
-        "POST",
-        "/api/analysis",
-        json={"device_id": "press-1", "window": "30m", "priority": "critical"},
-    )
-    get = await call(with_analyzer, token, "GET", "/api/analysis/t-123")
-    assert start["status"] == get["status"] == 501
-    assert start["detail"].startswith("deep analysis is not available")  # fmt: skip
+async def test_deep_analysis_through_the_api_reaches_done_with_a_result(
+    with_analyzer: Notifier, token: str, redis: Redis
+) -> None:
+    await write_history(redis, "press-1")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        ws_client(with_analyzer.ws, token, kinds=["analysis"]) as watcher,
+        aiohttp.ClientSession(with_analyzer.http, headers=headers) as session,
+    ):
+        body = {"device_id": "press-1", "window": "1h", "priority": "critical"}
+        async with session.post("/api/analysis", json=body) as response:
+            assert response.status == 202
+            ticket = (await response.json())["ticket"]
+        # Progress arrives as events; the API then reports the same final state.
+        await watcher.event(timeout_s=30, ticket=ticket, status="done")
+        async with session.get(f"/api/analysis/{ticket}") as response:
+            assert response.status == 200
+            analysis = await response.json()
+    assert analysis["ticket"] == ticket
+    assert (analysis["status"], analysis["progress"], analysis["error"]) == ("done", 1.0, None)
+    assert analysis["result"]["source"] == "builtin"
+    assert "temperature" in analysis["result"]["diagnosis"]
+
+
+async def test_unknown_ticket_is_404(with_analyzer: Notifier, token: str) -> None:
+    problem = await call(with_analyzer, token, "GET", "/api/analysis/an_" + "0" * 24)
+    assert problem["status"] == 404
 
 
 @pytest.mark.parametrize(
