@@ -158,6 +158,11 @@ class AnalyzerApp:
             },
         )
 
+    async def drain(self) -> None:
+        """Stop claiming and hand running jobs back now, so another replica takes them
+        at once instead of after a lease expires."""
+        await self.worker.stop()
+
     async def stop(self) -> None:
         await self.worker.stop()
         await self.maintenance.stop()

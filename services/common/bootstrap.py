@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import grpc
 from grpc import aio
@@ -61,6 +61,14 @@ class App(Protocol):
     async def stop(self) -> None: ...
 
 
+@runtime_checkable
+class Drains(Protocol):
+    """An app that has something to do the moment draining starts, before in-flight
+    RPCs get their grace period (report not-ready, stop taking new work)."""
+
+    async def drain(self) -> None: ...
+
+
 def main(
     service: str,
     settings_factory: Callable[[Mapping[str, str]], S],
@@ -103,6 +111,8 @@ class Running:
         """Graceful drain: NOT_SERVING, finish in-flight RPCs within the grace, close."""
         log.info("draining", extra={"grace_s": self.grace_s})
         await self.health.enter_graceful_shutdown()
+        if isinstance(self.app, Drains):
+            await self.app.drain()
         try:
             await self.server.stop(self.grace_s)
         finally:

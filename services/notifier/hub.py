@@ -83,6 +83,8 @@ class Hub:
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
         self.running = False
+        #: Set when the service starts draining: /readyz answers 503 from then on.
+        self.draining = False
 
     async def start(self) -> None:
         """Rebuild state from the stream up to its newest entry, then follow it live."""

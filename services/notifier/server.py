@@ -78,6 +78,10 @@ class NotifierApp:
         self.http_port = int(self.runner.addresses[0][1])
         log.info("dashboard listening", extra={"http_port": self.http_port})
 
+    async def drain(self) -> None:
+        """Report not-ready so the load balancer stops sending new dashboards here."""
+        self.hub.draining = True
+
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()

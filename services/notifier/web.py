@@ -105,6 +105,8 @@ def build(
             return problem(503, "not ready", f"redis: {type(exc).__name__}")
         if not hub.running:
             return problem(503, "not ready", "event reader not running")
+        if hub.draining:
+            return problem(503, "not ready", "shutting down")
         return web.json_response({"status": "ready"})
 
     app.router.add_get("/", index)

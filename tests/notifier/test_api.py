@@ -286,3 +286,17 @@ async def test_health_endpoints_need_no_token(notifier: Notifier) -> None:
         async with session.get("/nope") as response:
             assert response.status == 404
             assert response.content_type == "application/problem+json"
+
+
+async def test_readyz_turns_503_when_draining_starts_while_healthz_stays_up(
+    base_env: dict[str, str], redis: Redis
+) -> None:
+    async with notifier_at(base_env) as notifier, aiohttp.ClientSession(notifier.http) as session:
+        async with session.get("/readyz") as response:
+            assert response.status == 200
+        await notifier.service.app.drain()  # type: ignore[attr-defined]
+        async with session.get("/readyz") as response:
+            assert response.status == 503
+            assert (await response.json(content_type=None))["detail"] == "shutting down"
+        async with session.get("/healthz") as response:
+            assert response.status == 200
