@@ -32,6 +32,7 @@ are built only on request, for anomalous readings). Never raises on finite input
 from __future__ import annotations
 
 import math
+from typing import Any
 
 POINT, SUSTAINED, VARIANCE, CONTEXT, STUCK, GAP = range(6)
 KIND_NAMES = ("point", "sustained", "variance", "context", "stuck", "gap")
@@ -80,6 +81,55 @@ STUCK_FADE_AFTER = 60
 STUCK_FADE_OVER = 120
 Z_LIMIT = 1e12
 VALUE_LIMIT = 1e100  # beyond this a value is clamped: no physical sensor reads 1e100
+
+
+STATE_VERSION = 1
+# What a snapshot keeps: all learned state (not the last reading's explanation).
+STATE_FIELDS = tuple(
+    name
+    for name in (
+        "adopting",
+        "anchor",
+        "ar_cov",
+        "ar_var",
+        "b_prev",
+        "bn_prev",
+        "cadence",
+        "context",
+        "context_age",
+        "context_var",
+        "cz_var",
+        "drift",
+        "drift_var",
+        "level",
+        "n",
+        "phi",
+        "point_q",
+        "point_q95",
+        "repeat_p",
+        "resolution",
+        "run",
+        "run_p",
+        "scale",
+        "scale_b",
+        "season",
+        "season_gain",
+        "season_on",
+        "shifting",
+        "spread",
+        "spread_plain",
+        "sustained",
+        "sustained_q",
+        "t_first",
+        "t_last",
+        "tolerance",
+        "trend",
+        "variance",
+        "variance_mean",
+        "variance_q",
+        "x_last",
+    )
+)
 
 
 def score_of(surprise: float) -> float:
@@ -411,6 +461,24 @@ class SeriesModel:
         self.surprise = best
         self.z = z
         return score_of(best)
+
+    def to_state(self) -> list[Any]:
+        """Everything learned, as JSON-ready values (for snapshots)."""
+        return [STATE_VERSION, *(getattr(self, name) for name in STATE_FIELDS)]
+
+    @classmethod
+    def from_state(cls, state: list[Any]) -> SeriesModel:
+        """The model `to_state` described; ValueError when the state is not one."""
+        if not state or state[0] != STATE_VERSION or len(state) != len(STATE_FIELDS) + 1:
+            raise ValueError("not a model state of this version")
+        model = cls()
+        for name, raw in zip(STATE_FIELDS, state[1:], strict=True):
+            expected = type(getattr(model, name))
+            value = float(raw) if expected is float and type(raw) is int else raw
+            if type(value) is not expected or (expected is list and len(raw) != BINS):
+                raise ValueError(f"bad {name} in model state")
+            setattr(model, name, value)
+        return model
 
     def _recentre_season(self) -> None:
         """Keep the profile's mean at zero (the anchor holds the level), and decide

@@ -1,0 +1,143 @@
+"""What the detector remembers per device and per series, and its snapshot form.
+
+A `Device` holds its series, its recent batch results (so a resent batch gets the same
+answer without advancing anything twice), when its batches arrive (for the offline
+rule) and its device-level episode. A `Series` holds the learned model, the rules that
+apply to it, the state the rules need, its episode and its own arrival rhythm (for the
+missing-data rule). `encode`/`decode` turn a device into JSON for `vigil:state:{shard}`
+and back. No I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.detector.episodes import Episode
+from services.detector.model import SeriesModel
+from services.detector.rules.spec import SeriesRules, Silence
+
+SNAPSHOT_VERSION = 1
+CADENCE_STEP = 1.05  # multiplicative median tracker for arrival intervals
+CADENCE_SAMPLES = 5  # intervals seen before a learned cadence is trusted
+
+
+@dataclass(slots=True)
+class Rhythm:
+    """When something arrives (detector clock): a robust median of the intervals."""
+
+    last: float = 0.0
+    cadence: float = 0.0
+    samples: int = 0
+
+    def arrived(self, now: float) -> None:
+        if self.last and now > self.last:
+            interval = now - self.last
+            if self.cadence <= 0.0:
+                self.cadence = interval
+            elif interval > self.cadence:
+                self.cadence *= CADENCE_STEP
+            elif interval < self.cadence:
+                self.cadence /= CADENCE_STEP
+            self.samples += 1
+        self.last = now
+
+    def silence_limit(self, rule: Silence, tolerance: float) -> float | None:
+        """Seconds of silence that break `rule`; None while the cadence is unknown."""
+        if rule.seconds is None and self.samples < CADENCE_SAMPLES:
+            return None
+        return rule.limit_s(self.cadence, tolerance)
+
+
+@dataclass(slots=True)
+class Series:
+    sensor: str
+    model: SeriesModel = field(default_factory=SeriesModel)
+    rules: SeriesRules = field(default_factory=SeriesRules)
+    generation: int = -1  # rules generation `rules` was resolved for
+    model_floor: float = 2.0  # the lowest model level that makes a reading anomalous
+    # What the rules need from earlier readings.
+    stuck_value: float = math.nan
+    stuck_since: float = 0.0
+    stuck_count: int = 0
+    episode: Episode = field(default_factory=Episode)
+    arrivals: Rhythm = field(default_factory=Rhythm)
+    silence: Episode = field(default_factory=Episode)  # the missing-data episode
+    silence_tolerance: float = 1.0
+
+
+@dataclass(slots=True)
+class Device:
+    device_id: str
+    labels: dict[str, str] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)
+    last_seq: int = 0
+    results: OrderedDict[int, Any] = field(default_factory=OrderedDict)
+    arrivals: Rhythm = field(default_factory=Rhythm)
+    offline: Episode = field(default_factory=Episode)
+    offline_rule: Silence | None = None
+    generation: int = -1  # rules generation `offline_rule` was resolved for
+    tolerance: float = 1.0  # operator feedback on offline alerts
+    dirty: bool = True  # changed since the last snapshot
+
+
+def _episode(e: Episode) -> list[Any]:
+    return [e.id, e.peak, e.started, e.quiet, e.last_anomaly]
+
+
+def _episode_from(raw: list[Any]) -> Episode:
+    eid, peak, started, quiet, last = raw
+    return Episode(str(eid), int(peak), float(started), int(quiet), float(last))
+
+
+def encode(device: Device) -> str:
+    """A device's learned state as JSON (no results cache: a snapshot is not a log)."""
+    return json.dumps(
+        {
+            "v": SNAPSHOT_VERSION,
+            "labels": device.labels,
+            "last_seq": device.last_seq,
+            "cadence": [device.arrivals.cadence, device.arrivals.samples],
+            "offline": _episode(device.offline),
+            "tolerance": device.tolerance,
+            "series": {
+                name: {
+                    "model": s.model.to_state(),
+                    "episode": _episode(s.episode),
+                    "silence": _episode(s.silence),
+                    "cadence": [s.arrivals.cadence, s.arrivals.samples],
+                    "silence_tolerance": s.silence_tolerance,
+                }
+                for name, s in device.series.items()
+            },
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode(device_id: str, text: str, now: float) -> Device:
+    """The device `encode` wrote; ValueError when it is not a snapshot of this version.
+
+    Arrival clocks restart at `now`: time the detector was down is not silence."""
+    try:
+        raw = json.loads(text)
+        if raw.get("v") != SNAPSHOT_VERSION:
+            raise ValueError("snapshot version")
+        device = Device(device_id, dict(raw["labels"]), last_seq=int(raw["last_seq"]))
+        device.arrivals = Rhythm(now, float(raw["cadence"][0]), int(raw["cadence"][1]))
+        device.offline = _episode_from(raw["offline"])
+        device.tolerance = float(raw["tolerance"])
+        for name, item in raw["series"].items():
+            series = Series(str(name), SeriesModel.from_state(item["model"]))
+            series.episode = _episode_from(item["episode"])
+            series.silence = _episode_from(item["silence"])
+            series.arrivals = Rhythm(now, float(item["cadence"][0]), int(item["cadence"][1]))
+            series.silence_tolerance = float(item["silence_tolerance"])
+            device.series[series.sensor] = series
+    except (KeyError, TypeError, IndexError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"bad snapshot: {exc}") from None
+    device.dirty = False
+    return device
