@@ -47,3 +47,11 @@ def history(device_id: str) -> str:
 
 def seen(device_id: str) -> str:
     return SEEN_PREFIX + device_id
+
+
+# string per second, expires: readings ingest applied in that second (dashboards sum 10 s)
+READINGS_COUNTER_PREFIX = PREFIX + "stats:readings:"
+
+
+def readings_counter(unix_second: int) -> str:
+    return READINGS_COUNTER_PREFIX + str(unix_second)

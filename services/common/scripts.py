@@ -26,6 +26,10 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         self.ingest_commit: AsyncScript = redis.register_script(_source("ingest_commit", "enqueue"))
+        self.detector_alerts: AsyncScript = redis.register_script(
+            _source("detector_alerts", "enqueue")
+        )
+        self.device_presence: AsyncScript = redis.register_script(_source("device_presence"))
         self.queue_claim: AsyncScript = redis.register_script(_source("queue_claim"))
         self.queue_complete: AsyncScript = redis.register_script(_source("queue_complete"))
         self.rate_acquire: AsyncScript = redis.register_script(_source("rate_acquire"))
