@@ -127,6 +127,7 @@ STATE_FIELDS = tuple(
         "variance",
         "variance_mean",
         "variance_q",
+        "variance_q95",
         "x_last",
     )
 )
@@ -197,6 +198,7 @@ class SeriesModel:
         "variance",
         "variance_mean",
         "variance_q",
+        "variance_q95",
         "x_last",
         "z",
     )
@@ -234,7 +236,8 @@ class SeriesModel:
         self.point_q = Q_GAUSS
         self.point_q95 = Q95_GAUSS
         self.sustained_q = 1.2
-        self.variance_q = 1.25
+        self.variance_q = 1.19
+        self.variance_q95 = 1.04
         self.tolerance = 1.0
         # What the last reading looked like, for explanations.
         self.kind = POINT
@@ -414,8 +417,18 @@ class SeriesModel:
             spacing = spacing if spacing > 0.3 else 0.3
             point = Q_GAUSS + (abs_z - point_q) * (Q_GAUSS - Q95_GAUSS) / spacing
         sus = abs_sustained * Q_GAUSS / self.sustained_q
-        width = self.variance_q - self.variance_mean
-        var = (variance - self.variance_mean) * Q_GAUSS / (width if width > 0.1 else 0.1)
+        # Variance: an average of sizes has a long right tail; like the point detector,
+        # extrapolate past the learned 99.5th percentile with its 95th-99.5th spacing,
+        # The gentler of that and a straight line through the mean and the 99.5th.
+        variance_q = self.variance_q
+        width = variance_q - self.variance_mean
+        slope = Q_GAUSS / (width if width > 0.05 else 0.05)
+        if variance <= variance_q:
+            var = (variance - self.variance_mean) * slope
+        else:
+            spacing = variance_q - self.variance_q95
+            tail = (Q_GAUSS - Q95_GAUSS) / (spacing if spacing > 0.05 else 0.05)
+            var = Q_GAUSS + (variance - variance_q) * (tail if tail < slope else slope)
         if n < CONTEXT_WARMUP:
             ctx *= n / CONTEXT_WARMUP
 
@@ -436,7 +449,9 @@ class SeriesModel:
 
         # Scales learn slowly from anomalies (a new regime is eventually accepted, a
         # stuck sensor does not shrink them much); calibration not at all.
-        rate = ALPHA_SCALE if best < LEARN_BELOW else ALPHA_SCALE * 0.25
+        rate = 1.0 / n if n * ALPHA_SCALE < 1.0 else ALPHA_SCALE  # a plain mean at first
+        if best >= LEARN_BELOW:
+            rate *= 0.25
         cap = CLIP * (scale if scale > self.resolution else self.resolution)
         size = 1.2533 * abs_z * s_eff
         self.scale = scale + rate * ((size if size < cap else cap) - scale)
@@ -452,6 +467,7 @@ class SeriesModel:
             self.point_q95 = _track(self.point_q95, abs_z, eta, down95, 1.2)
             self.sustained_q = _track(self.sustained_q, abs_sustained, eta, down, 0.6)
             self.variance_q = _track(self.variance_q, variance, eta, down, 1.0)
+            self.variance_q95 = _track(self.variance_q95, variance, eta, down95, 0.9)
             self.variance_mean += slow * (variance - self.variance_mean)
 
         self.n = n + 1

@@ -47,13 +47,15 @@ def test_scale_does_not_matter(level: float, spread: float, seed: int) -> None:
             assert abs(a - b) < 0.05, (i, a, b)
 
 
-@settings(max_examples=50, deadline=None)
-@given(seed=st.integers(min_value=0, max_value=2**32))
-def test_gaussian_noise_rarely_scores_high(seed: int) -> None:
-    rng = random.Random(seed)
-    model = SeriesModel()
-    high = sum(model.observe(10.0 * i, 20 + rng.gauss(0, 0.5)) >= 0.7 for i in range(2000))
-    assert high <= 2
+def test_gaussian_noise_rarely_scores_high() -> None:
+    """100 series of 2000 Gaussian readings: at most 2 ever reach the alert level 0.7
+    (measured: 2 in 300; the warm-up is where most of them were before it was fixed)."""
+    alerted = 0
+    for seed in range(100):
+        rng = random.Random(seed)
+        model = SeriesModel()
+        alerted += any(model.observe(10.0 * i, 20 + rng.gauss(0, 0.5)) >= 0.7 for i in range(2000))
+    assert alerted <= 2
 
 
 def test_score_is_half_at_five_sigma_and_monotone() -> None:
