@@ -1,7 +1,9 @@
 """Ingest's gRPC edge: the device stream, the limits around it, and the shared parts.
 
-The servicer only counts and refuses streams over `VIGIL_MAX_STREAMS`; each accepted
-stream is a `Session`. The gRPC server itself enforces the message size and keepalive
+The servicer counts streams and refuses those over `VIGIL_MAX_STREAMS` with a clear
+status (HTTP/2's own per-connection stream cap would only make a client queue in
+silence, and one connection often carries many devices); each accepted stream is a
+`Session`. The gRPC server itself enforces the message size and keepalive
 (clients that ping too often get GOAWAY), from options set here. Coalescers (detector
 calls, Redis commits) and the flow controller are shared by all streams of the replica.
 """
@@ -100,7 +102,6 @@ class IngestApp:
         self._flow_task: asyncio.Task[None] | None = None
         self.grpc_options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_concurrent_streams", settings.max_streams),
             ("grpc.keepalive_time_ms", int(settings.keepalive_s * 1000)),
             ("grpc.keepalive_timeout_ms", 20_000),
             ("grpc.keepalive_permit_without_calls", 1),
