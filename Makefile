@@ -10,7 +10,7 @@ GEN    := services/generated
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test proto proto-check lint browser clean
+.PHONY: help venv run test proto proto-check lint browser clean eval
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ browser: ## make sure Debian's chromium is installed (the dashboard tests drive 
 
 test: proto-check proto lint browser ## lint, then the whole suite (real Redis, gRPC, WebSocket, Chromium)
 	VIGIL_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest
+
+eval: $(STAMP) ## detector quality on a labelled corpus (vs a z-score baseline) and readings/s
+	$(PY) -m services.detector.evaluation --seed 7
+	$(PY) -m services.detector.evaluation.throughput
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check services tests

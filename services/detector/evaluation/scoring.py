@@ -122,7 +122,7 @@ def score_series(series: Series, scores: list[float], threshold: float) -> Tally
             continue
         tally.detected += 1
         tally.delays.append(first - window.start)
-        y = (first - end) / (end - window.start + 1)
+        y = (first - end) / (end - window.start)  # -1 at the start, 0 at the end
         tally.earned += _reward(y)
     tally.false_alerts = used.count(False)
     tally.earned -= FALSE_ALERT_COST * tally.false_alerts
