@@ -77,6 +77,7 @@ WARMUP = 30
 FIRST_SCORED = 10
 CONTEXT_WARMUP = 300
 GAP_MIN = 3.0
+GAP_Q_START = 1.5  # the interval quantile of a regular series: gaps count in full
 STUCK_FADE_AFTER = 60
 STUCK_FADE_OVER = 120
 Z_LIMIT = 1e12
@@ -101,6 +102,7 @@ STATE_FIELDS = tuple(
         "cz_var",
         "drift",
         "drift_var",
+        "gap_q",
         "level",
         "n",
         "phi",
@@ -170,6 +172,7 @@ class SeriesModel:
         "cz_var",
         "drift",
         "drift_var",
+        "gap_q",
         "kind",
         "level",
         "n",
@@ -235,6 +238,7 @@ class SeriesModel:
         # Calibration and feedback.
         self.point_q = Q_GAUSS
         self.point_q95 = Q95_GAUSS
+        self.gap_q = GAP_Q_START
         self.sustained_q = 1.2
         self.variance_q = 1.19
         self.variance_q95 = 1.04
@@ -263,8 +267,15 @@ class SeriesModel:
                 cadence = dt
             else:
                 ratio = dt / cadence
-                if ratio >= GAP_MIN:
-                    gap = 3.5 + 2.0 * math.log2(ratio / 2.0)
+                # Irregular series have long intervals all the time: judge a gap against
+                # this series' own 99.5th percentile of intervals (learned from every
+                # interval; a gap is one reading, it cannot teach much).
+                gap_q = self.gap_q
+                relative = ratio / (gap_q / GAP_Q_START if gap_q > GAP_Q_START else 1.0)
+                if relative >= GAP_MIN:
+                    gap = 3.5 + 2.0 * math.log2(relative / 2.0)
+                step = 1.0 / math.sqrt(n) if n < 100 else 0.1 if n < 400 else 0.02
+                self.gap_q = _track(gap_q, ratio, step, 1.0 - step * TAIL / (1.0 - TAIL), 1.0)
                 # Sign-based median tracker: robust to gaps and jitter.
                 if ratio > 1.0:
                     cadence *= 1.03

@@ -175,3 +175,17 @@ def test_constant_series_then_change() -> None:
     model = run([3.0] * 300)
     assert model.observe(300 * 60.0, 3.0) == 0.0
     assert model.observe(301 * 60.0, 9.0) > 0.95
+
+
+def test_irregular_timestamps_are_not_gaps_but_a_real_gap_still_is() -> None:
+    rng = random.Random(5)
+    model = SeriesModel()
+    t = 0.0
+    flagged = 0
+    for _ in range(3000):
+        t += rng.expovariate(1 / 300)  # intervals all over the place
+        flagged += model.observe(t, 50 + rng.gauss(0, 2)) >= 0.5
+    assert flagged == 0
+    regular = run(noise(1000), cadence=300.0)
+    assert regular.observe(1000 * 300.0 + 3000.0, 100.0) >= 0.5  # ten intervals missing
+    assert KIND_NAMES[regular.kind] in ("gap", "point")
