@@ -49,7 +49,7 @@ class Tally:
     @property
     def precision(self) -> float | None:
         alerts = self.detected + self.false_alerts
-        return self.detected / alerts if alerts else None
+        return self.detected / alerts if alerts and self.windows else None
 
     @property
     def recall(self) -> float | None:
