@@ -10,6 +10,7 @@ at most once a second (`record`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -53,6 +54,19 @@ class Presence:
         self.redis = redis
         self.scripts = scripts
         self.events_maxlen = events_maxlen
+        self._goodbyes: set[asyncio.Task[bool]] = set()
+
+    def goodbye(self, connection: Connection, now: float) -> asyncio.Task[bool]:
+        """Mark the device offline in a task of its own: a stream cancelled at shutdown
+        still says goodbye, and `drain` lets shutdown wait for it before Redis closes."""
+        task = asyncio.create_task(self.mark(connection, "offline", now))
+        self._goodbyes.add(task)
+        task.add_done_callback(self._goodbyes.discard)
+        return task
+
+    async def drain(self, timeout_s: float) -> None:
+        if self._goodbyes:
+            await asyncio.wait(list(self._goodbyes), timeout=timeout_s)
 
     async def mark(self, connection: Connection, status: str, now: float) -> bool:
         """Record `status` and publish the `device` event; False if a newer connection

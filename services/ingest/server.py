@@ -121,6 +121,7 @@ class IngestApp:
         self._flow_task = asyncio.create_task(self.parts.flow.run(), name="ingest-flow")
 
     async def stop(self) -> None:
+        await self.parts.presence.drain(timeout_s=2.0)  # goodbyes before Redis closes
         if self._flow_task is not None:
             self._flow_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -168,7 +168,7 @@ class Session:
     async def _goodbye(self) -> None:
         assert self.connection is not None
         try:
-            await asyncio.shield(self.parts.presence.mark(self.connection, "offline", time.time()))
+            await asyncio.shield(self.parts.presence.goodbye(self.connection, time.time()))
         except Exception as exc:  # the stream is over either way; say why it was not marked
             common_metrics.ERRORS.labels("ingest", "presence").inc()
             log.warning("could not mark the device offline", extra={"error": str(exc)})

@@ -166,13 +166,6 @@ class Rules:
     episodes: Episodes = Episodes()
     offline: Silence | None = Silence(severity=2, cadences=5.0)
 
-    @property
-    def quiet_readings(self) -> int:
-        return self.episodes.quiet_readings
-
-    def for_sensor(self, sensor: str) -> Layer | None:
-        return self.sensors.get(sensor)
-
     def resolve(self, device_id: str, labels: dict[str, str], sensor: str) -> SeriesRules:
         """The rules of series (device_id, sensor) for a device with `labels`."""
         layers = [self.defaults]
