@@ -23,33 +23,51 @@ from services.detector.rules.spec import SeriesRules, Silence
 SNAPSHOT_VERSION = 1
 CADENCE_STEP = 1.05  # multiplicative median tracker for arrival intervals
 CADENCE_SAMPLES = 5  # intervals seen before a learned cadence is trusted
+SPREAD_START = 1.5
+SPREAD_TAIL = 0.005 / 0.995  # a multiplicative tracker of the 99.5th percentile
+IRREGULAR_MARGIN = 2.0  # silence beyond twice the usual longest interval
 
 
 @dataclass(slots=True)
 class Rhythm:
-    """When something arrives (detector clock): a robust median of the intervals."""
+    """When something arrives (detector clock): a robust median of the intervals, and
+    how irregular they are (the 99.5th percentile of interval / median)."""
 
     last: float = 0.0
     cadence: float = 0.0
     samples: int = 0
+    spread: float = SPREAD_START
 
     def arrived(self, now: float) -> None:
         if self.last and now > self.last:
             interval = now - self.last
             if self.cadence <= 0.0:
                 self.cadence = interval
-            elif interval > self.cadence:
-                self.cadence *= CADENCE_STEP
-            elif interval < self.cadence:
-                self.cadence /= CADENCE_STEP
+            else:
+                ratio = interval / self.cadence
+                if ratio > 1.0:
+                    self.cadence *= CADENCE_STEP
+                elif ratio < 1.0:
+                    self.cadence /= CADENCE_STEP
+                step = 0.1 if self.samples < 200 else 0.02
+                if ratio > self.spread:
+                    self.spread *= 1.0 + step
+                else:
+                    self.spread = max(1.0, self.spread * (1.0 - step * SPREAD_TAIL))
             self.samples += 1
         self.last = now
 
     def silence_limit(self, rule: Silence, tolerance: float) -> float | None:
-        """Seconds of silence that break `rule`; None while the cadence is unknown."""
-        if rule.seconds is None and self.samples < CADENCE_SAMPLES:
+        """Seconds of silence that break `rule`; None while the cadence is unknown.
+
+        A rule in cadences stretches for irregular arrivals: a sensor that reports on
+        events is silent for long stretches as a matter of course."""
+        if rule.seconds is not None:
+            return rule.limit_s(self.cadence, tolerance)
+        if self.samples < CADENCE_SAMPLES or rule.cadences is None:
             return None
-        return rule.limit_s(self.cadence, tolerance)
+        cadences = max(rule.cadences, self.spread * IRREGULAR_MARGIN)
+        return cadences * self.cadence * tolerance
 
 
 @dataclass(slots=True)
@@ -93,6 +111,11 @@ def _episode_from(raw: list[Any]) -> Episode:
     return Episode(str(eid), int(peak), float(started), int(quiet), float(last))
 
 
+def _rhythm(now: float, raw: list[Any]) -> Rhythm:
+    cadence, samples, spread = raw
+    return Rhythm(now, float(cadence), int(samples), float(spread))
+
+
 def encode(device: Device) -> str:
     """A device's learned state as JSON (no results cache: a snapshot is not a log)."""
     return json.dumps(
@@ -100,7 +123,7 @@ def encode(device: Device) -> str:
             "v": SNAPSHOT_VERSION,
             "labels": device.labels,
             "last_seq": device.last_seq,
-            "cadence": [device.arrivals.cadence, device.arrivals.samples],
+            "cadence": [device.arrivals.cadence, device.arrivals.samples, device.arrivals.spread],
             "offline": _episode(device.offline),
             "tolerance": device.tolerance,
             "series": {
@@ -108,7 +131,7 @@ def encode(device: Device) -> str:
                     "model": s.model.to_state(),
                     "episode": _episode(s.episode),
                     "silence": _episode(s.silence),
-                    "cadence": [s.arrivals.cadence, s.arrivals.samples],
+                    "cadence": [s.arrivals.cadence, s.arrivals.samples, s.arrivals.spread],
                     "silence_tolerance": s.silence_tolerance,
                 }
                 for name, s in device.series.items()
@@ -127,14 +150,14 @@ def decode(device_id: str, text: str, now: float) -> Device:
         if raw.get("v") != SNAPSHOT_VERSION:
             raise ValueError("snapshot version")
         device = Device(device_id, dict(raw["labels"]), last_seq=int(raw["last_seq"]))
-        device.arrivals = Rhythm(now, float(raw["cadence"][0]), int(raw["cadence"][1]))
+        device.arrivals = _rhythm(now, raw["cadence"])
         device.offline = _episode_from(raw["offline"])
         device.tolerance = float(raw["tolerance"])
         for name, item in raw["series"].items():
             series = Series(str(name), SeriesModel.from_state(item["model"]))
             series.episode = _episode_from(item["episode"])
             series.silence = _episode_from(item["silence"])
-            series.arrivals = Rhythm(now, float(item["cadence"][0]), int(item["cadence"][1]))
+            series.arrivals = _rhythm(now, item["cadence"])
             series.silence_tolerance = float(item["silence_tolerance"])
             device.series[series.sensor] = series
     except (KeyError, TypeError, IndexError, AttributeError, json.JSONDecodeError) as exc:

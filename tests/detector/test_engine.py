@@ -255,3 +255,23 @@ def test_replay_scores_every_reading() -> None:
     scores: list[float] = []
     detector().process("d", [("temperature", float(i), 50.0) for i in range(7)], scores=scores)
     assert len(scores) == 7 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_a_sensor_that_reports_irregularly_is_not_missing_at_every_pause() -> None:
+    clock = Clock()
+    d = detector(RULES.replace("model: off", "model: off\n  missing: {after: 3x}"), clock)
+    rng = random.Random(9)
+    opened = 0
+    for _ in range(400):  # "door" reports on events: pauses of 1 to 60 batches
+        clock.now += 5.0
+        rows = [("temperature", clock.now, 50.0)]
+        if rng.random() < 0.2:
+            rows.append(("door", clock.now, 1.0))
+        d.process("gate", rows)
+        opened += len(d.sweep())
+    assert opened <= 2  # a few long pauses early on, before its rhythm is known
+    series = d.devices["gate"].series["door"]
+    assert series.arrivals.spread > 3.0
+    clock.now += series.arrivals.cadence * series.arrivals.spread * 2 + 5
+    d.process("gate", [("temperature", clock.now, 50.0)])
+    assert [c.sensor for _, c in d.sweep()] == ["door"]  # a pause beyond its own rhythm
