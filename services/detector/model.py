@@ -96,6 +96,7 @@ STATE_FIELDS = tuple(
         "b_prev",
         "bn_prev",
         "cadence",
+        "calm",
         "context",
         "context_age",
         "context_var",
@@ -166,6 +167,7 @@ class SeriesModel:
         "b_prev",
         "bn_prev",
         "cadence",
+        "calm",
         "context",
         "context_age",
         "context_var",
@@ -222,6 +224,7 @@ class SeriesModel:
         self.variance = self.variance_mean = 0.8
         self.shifting = False
         self.adopting = 0
+        self.calm = True
         # Context forecast.
         self.anchor = 0.0
         self.season = [0.0] * BINS
@@ -469,7 +472,11 @@ class SeriesModel:
         size = 1.2533 * abs(base)
         cap = CLIP * sb
         self.scale_b += rate * ((size if size < cap else cap) - self.scale_b)
-        if best < LEARN_BELOW or n < 100:
+        # The first reading of an anomalous stretch teaches too: an anomaly that keeps
+        # coming back (a nightly job's burst) becomes normal; a long one cannot
+        # inflate the calibration reading after reading.
+        calm = best < LEARN_BELOW
+        if calm or n < 100 or self.calm:
             eta = 1.0 / math.sqrt(n) if n < 2500 else 0.02
             eta = 0.1 if eta > 0.1 else eta
             down = 1.0 - eta * TAIL / (1.0 - TAIL)
@@ -480,6 +487,7 @@ class SeriesModel:
             self.variance_q = _track(self.variance_q, variance, eta, down, 1.0)
             self.variance_q95 = _track(self.variance_q95, variance, eta, down95, 0.9)
             self.variance_mean += slow * (variance - self.variance_mean)
+        self.calm = calm
 
         self.n = n + 1
         self.t_last = t
