@@ -140,9 +140,9 @@ class Session:
         await self.parts.presence.mark(self.connection, "online", time.time())
         log.info("device connected", extra={"device_id": device_id})
         tasks = [
-            asyncio.create_task(self._read(requests)),
-            asyncio.create_task(self._detect()),
-            asyncio.create_task(self._commit()),
+            asyncio.create_task(self._stage(self._read_loop(requests))),
+            asyncio.create_task(self._stage(self._detect_loop())),
+            asyncio.create_task(self._stage(self._commit_loop())),
         ]
         try:
             yield ingest_pb2.ServerMessage(flow=ingest_pb2.Flow(max_in_flight=self.window))
@@ -189,15 +189,6 @@ class Session:
             raise
         except Exception as exc:
             self.outbox.put_nowait(exc)
-
-    def _read(self, requests: AsyncIterator[ingest_pb2.DeviceMessage]) -> Any:
-        return self._stage(self._read_loop(requests))
-
-    def _detect(self) -> Any:
-        return self._stage(self._detect_loop())
-
-    def _commit(self) -> Any:
-        return self._stage(self._commit_loop())
 
     async def _read_loop(self, requests: AsyncIterator[ingest_pb2.DeviceMessage]) -> None:
         settings = self.settings

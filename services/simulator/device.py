@@ -1,6 +1,7 @@
 """A device client for the Ingest stream, as a well-behaved device maker would write it.
 
-It authenticates with its token, says Hello, numbers its batches, and never has more
+It authenticates with its token, says Hello, numbers its batches (from the clock, so a
+restarted device never reuses a number), and never has more
 than the server's window (`Flow.max_in_flight`) written and unacknowledged: `send`
 waits while the window is full, and a lowered window is obeyed from the next write.
 After any disconnect it reconnects with backoff (or after the server's `retry-after`
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -78,7 +80,9 @@ class Device:
         self.token = token
         self.labels = labels or {}
         self.on_ack = on_ack
-        self.next_seq = 1
+        # Seqs must never repeat for a device, also across its restarts (ingest acks a
+        # repeated seq without effect): start from the clock, in microseconds.
+        self.next_seq = int(time.time() * 1_000_000)
         self.outbox: dict[int, ingest_pb2.ReadingBatch] = {}
         self.max_in_flight = 1
         self.stats = DeviceStats()

@@ -160,3 +160,19 @@ async def test_sequence_gaps_and_regressions_are_counted_not_refused(
     assert seen("gap") - gaps == 1
     assert seen("regression") - regressions == 1
     assert await redis.zcard(keys.seen("seq")) == 4
+
+
+async def test_a_restarted_device_is_not_mistaken_for_a_resend(
+    ingest: str, device_secret: str, redis: Redis
+) -> None:
+    token = device_token(device_secret, "reboot")
+    async with aio.insecure_channel(ingest) as channel:
+        for _ in range(2):  # the same device id, a fresh client (a reboot) each time
+            device = Device(channel, "reboot", token)
+            await device.start()
+            for _ in range(3):
+                await device.send([reading("t", 1.0)])
+            await device.drain()
+            await device.close()
+    assert await redis.zcard(keys.seen("reboot")) == 6  # no batch was taken for a resend
+    assert await redis.xlen(keys.history("reboot")) >= 2
