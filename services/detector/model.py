@@ -149,11 +149,15 @@ def surprise_of(score: float) -> float:
 
 
 def duration(seconds: float) -> str:
-    """A short human duration: `45 s`, `10 min`, `3 h`, `2 d`."""
+    """A short human duration: `40 ms`, `2.5 s`, `45 s`, `10 min`, `3 h`, `2 d`."""
     for unit, size in (("d", 86_400.0), ("h", 3600.0), ("min", 60.0)):
         if seconds >= size * 0.95:
             return f"{seconds / size:.0f} {unit}"
-    return f"{max(seconds, 1.0):.0f} s"
+    if seconds < 0.095:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 9.95:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + " s"
+    return f"{seconds:.0f} s"
 
 
 class SeriesModel:

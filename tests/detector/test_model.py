@@ -189,3 +189,17 @@ def test_irregular_timestamps_are_not_gaps_but_a_real_gap_still_is() -> None:
     regular = run(noise(1000), cadence=300.0)
     assert regular.observe(1000 * 300.0 + 3000.0, 100.0) >= 0.5  # ten intervals missing
     assert KIND_NAMES[regular.kind] in ("gap", "point")
+
+
+def test_durations_read_naturally() -> None:
+    from services.detector.model import duration
+
+    assert [duration(s) for s in (0.04, 0.5, 2.5, 45, 600, 7200, 172_800)] == [
+        "40 ms",
+        "0.5 s",
+        "2.5 s",
+        "45 s",
+        "10 min",
+        "2 h",
+        "2 d",
+    ]
