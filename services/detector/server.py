@@ -60,12 +60,11 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
         started = time.perf_counter()
         response = detector_pb2.DetectResponse()
         readings = 0
-        for index, batch in enumerate(request.batches):
+        # Validate every batch before judging any: a bad request changes nothing.
+        checked = [rows(index, batch) for index, batch in enumerate(request.batches)]
+        for batch, batch_rows in zip(request.batches, checked, strict=True):
             outcome = self.detector.process(
-                batch.device_id,
-                rows(index, batch),
-                labels=dict(batch.labels),
-                seq=batch.seq,
+                batch.device_id, batch_rows, labels=dict(batch.labels), seq=batch.seq
             )
             result = response.results.add(max_score=outcome.max_score)
             for verdict in outcome.anomalies:

@@ -240,7 +240,7 @@ async def test_detect_accepts_messages_and_columns_and_refuses_bad_columns(
 
     from services.common.timeconv import from_seconds
 
-    async with detector(base_env) as (_, stub):
+    async with detector(base_env) as (service, stub):
         as_messages = detector_pb2.DeviceBatch(
             device_id="d",
             seq=1,
@@ -254,4 +254,11 @@ async def test_detect_accepts_messages_and_columns_and_refuses_bad_columns(
         with pytest.raises(aio.AioRpcError) as failure:
             await detect(stub, bad)
         assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert failure.value.details() == ("batches[0]: sensors, times and values differ in length")
+        assert failure.value.details() == "batches[0]: sensors, times and values differ in length"
+        nan = batch("d", 3, ("t", 1.0, 1.0))
+        nan.values[0] = float("nan")
+        fine = batch("e", 1, ("t", 1.0, 1.0))
+        with pytest.raises(aio.AioRpcError) as failure:
+            await detect(stub, fine, nan)
+        assert failure.value.details() == "batches[1]: times and values must be finite"
+        assert "e" not in app_of(service).detector.devices  # the bad request judged nothing
