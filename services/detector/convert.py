@@ -1,4 +1,7 @@
-"""Engine verdicts and episode changes as protobuf messages (the Detect contract)."""
+"""Engine verdicts and episode changes as protobuf messages (the Detect contract).
+
+Field for field, nothing decided here: no logic belongs in a conversion.
+"""
 
 from __future__ import annotations
 

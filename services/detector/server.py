@@ -4,7 +4,7 @@
 messages. Around it run the rules watcher (hot reload), the silence sweep (offline /
 missing-data alerts), the feedback reader (false alarms) and periodic snapshots; the
 state is restored from the shard's snapshot before the server reports SERVING, and
-saved once more on shutdown.
+saved once more on shutdown. A bad request is refused whole and never judged in part.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ that just opened; they become `alert` events and analysis jobs exactly like inge
 (same builder, `services.common.alerts`), written by one script per sweep
 (`detector_alerts.lua`). They resolve through the normal Detect path when data comes
 back. Once a minute, devices idle longer than `VIGIL_DETECTOR_IDLE_DEVICE_SECONDS`
-are forgotten (memory and snapshot).
+are forgotten (memory and snapshot). It never raises the same silence twice: the
+episode stays open until data returns.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ of its sensor, or when the detector found it anomalous, so a fast device's histo
 covers `maxlen x resolution` of time at least (at the default 2000 entries and 1 s, over
 half an hour; a device reporting once a minute keeps more than a day) while every
 anomaly stays visible. The stream itself is capped (MAXLEN ~) by the commit script.
+Builds JSON only: it never touches Redis itself.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ offline, unless another connection of the same device already took over (the rec
 names its connection, checked in `device_presence.lua`). A device whose ingest dies
 without a goodbye stays "online" here until it reconnects; the detector's offline rule
 is what notices its silence. While connected, the commit script refreshes `last_seen`
-at most once a second (`record`).
+at most once a second (`record`). A goodbye never blocks a stream's end for long: it
+runs in a task of its own.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Rendezvous (highest-random-weight) hashing over the configured detector addresse
 device goes to the address with the highest hash of (address, device), so adding or
 removing a shard moves only the devices of that shard, and every ingest replica agrees
 without talking to the others. Concurrent batches of many devices bound for one shard
-travel in one Detect call (see `coalesce`), with few calls in flight per shard.
+travel in one Detect call (see `coalesce`), with few calls in flight per shard. A call
+never goes without a deadline; a failed one is UNAVAILABLE for every batch in it.
 """
 
 from __future__ import annotations

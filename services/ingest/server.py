@@ -6,6 +6,7 @@ silence, and one connection often carries many devices); each accepted stream is
 `Session`. The gRPC server itself enforces the message size and keepalive
 (clients that ping too often get GOAWAY), from options set here. Coalescers (detector
 calls, Redis commits) and the flow controller are shared by all streams of the replica.
+Holds no device state beyond a stream's life: any replica can serve any device.
 """
 
 from __future__ import annotations
