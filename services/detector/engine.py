@@ -95,7 +95,9 @@ class Detector:
         receives every reading's score (what `vigil replay` writes)."""
         device = self.device(device_id, labels)
         if seq:
-            cached: BatchOutcome | None = device.results.get(seq)
+            cached: BatchOutcome | float | None = device.results.get(seq)
+            if isinstance(cached, float):
+                return BatchOutcome(max_score=cached, duplicate=True)
             if cached is not None:
                 return replace(cached, duplicate=True)
         outcome = BatchOutcome()
@@ -203,7 +205,9 @@ class Detector:
                 scores.append(score)
         outcome.max_score = max_score
         if seq:
-            device.results[seq] = outcome
+            # Most batches are normal: keep just their max score (memory per device).
+            quiet = not anomalies and not changes
+            device.results[seq] = outcome.max_score if quiet else outcome
             if len(device.results) > self.results_kept:
                 device.results.popitem(last=False)
         return outcome

@@ -275,3 +275,12 @@ def test_a_sensor_that_reports_irregularly_is_not_missing_at_every_pause() -> No
     clock.now += series.arrivals.cadence * series.arrivals.spread * 2 + 5
     d.process("gate", [("temperature", clock.now, 50.0)])
     assert [c.sensor for _, c in d.sweep()] == ["door"]  # a pause beyond its own rhythm
+
+
+def test_a_resent_normal_batch_is_answered_from_a_compact_record() -> None:
+    d = detector()
+    first = d.process("d", [("temperature", 1.0, 50.0)], seq=9)
+    assert d.devices["d"].results[9] == first.max_score  # no outcome object kept
+    again = d.process("d", [("temperature", 1.0, 50.0)], seq=9)
+    assert again.duplicate and again.anomalies == [] and again.changes == []
+    assert d.devices["d"].series["temperature"].model.n == 1
