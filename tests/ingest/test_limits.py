@@ -241,3 +241,28 @@ async def test_detector_down_is_unavailable(
                 await dev.send(1, [reading("t", 1.0)])
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     assert (failure.value.details() or "").startswith("detector 127.0.0.1:")
+
+
+@pytest.mark.timeout(60)
+async def test_client_pinging_too_often_is_sent_away(
+    base_env: dict[str, str], device_secret: str, redis: Redis
+) -> None:
+    """Keepalive enforcement lives in gRPC: the connection gets GOAWAY too_many_pings."""
+    pinger = [
+        ("grpc.keepalive_time_ms", 100),
+        ("grpc.keepalive_timeout_ms", 1000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_time_between_pings_ms", 100),
+        ("grpc.http2.min_ping_interval_without_data_ms", 100),
+    ]
+    async with ingest(base_env, VIGIL_MIN_CLIENT_PING_SECONDS="30") as (target, _):
+        channel = aio.insecure_channel(target, options=pinger)
+        try:
+            async with device_stream(target, token_for(device_secret, "pinger"), channel) as dev:
+                await dev.hello("pinger")
+                code, details = await asyncio.wait_for(final_status(dev.call), 30)
+        finally:
+            await channel.close()
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert details == "Too many pings"
