@@ -14,7 +14,7 @@ K8S_TOOLS := $(VENV)/k8s-tools
 K8S_STAMP := $(K8S_TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test proto proto-check lint browser k8s-check clean
+.PHONY: help venv run test proto proto-check lint browser k8s-check eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ test: proto-check proto lint k8s-check browser ## lint, check the manifests, the
 
 k8s-check: $(STAMP) $(K8S_STAMP) ## render every k8s overlay; check schemas, security posture and wiring (offline)
 	$(PY) -m services.cli.k8s_check --tools $(K8S_TOOLS)/bin
+
+eval: $(STAMP) ## detector quality on a labelled corpus (vs a z-score baseline) and readings/s
+	$(PY) -m services.detector.evaluation --seed 7
+	$(PY) -m services.detector.evaluation.throughput
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check services tests

@@ -4,6 +4,8 @@ vigil up [--devices N] [--no-simulator]   the whole suite on this machine
 vigil serve SERVICE                       one service (what Kubernetes runs)
 vigil simulate --target HOST:PORT ...     simulated devices against any ingest
 vigil token device ID | dashboard         print a credential
+vigil replay --input IN.csv --output OUT.csv   back-test the detector on a CSV
+vigil rules check FILE                    validate a rules file
 """
 
 from __future__ import annotations
@@ -83,6 +85,23 @@ def parser() -> argparse.ArgumentParser:
     dash.add_argument("--name", default="dashboard", help="viewer name (default dashboard)")
     dash.add_argument("--ttl", type=int, default=0, help="seconds until it expires (0 = never)")
     dash.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
+
+    replay = sub.add_parser(
+        "replay", help="score a CSV (timestamp,value) with the detector, row by row"
+    )
+    replay.add_argument("--input", type=Path, required=True, help="CSV with timestamp,value")
+    replay.add_argument(
+        "--output", type=Path, required=True, help="CSV to write: timestamp,anomaly_score"
+    )
+    replay.add_argument("--rules", type=Path, default=None, help="rules file (default: shipped)")
+    replay.add_argument(
+        "--sensor", default="value", help="sensor name the rules know the series by (value)"
+    )
+
+    rules = sub.add_parser("rules", help="work with detection rules files")
+    rule_ops = rules.add_subparsers(dest="op", required=True)
+    check = rule_ops.add_parser("check", help="validate a rules file; exit 2 naming the line")
+    check.add_argument("file", type=Path)
     return top
 
 
@@ -127,6 +146,19 @@ def _dispatch(args: argparse.Namespace) -> int:
                     duration_s=args.duration,
                 )
             )
+        return 0
+    if args.command == "replay":
+        from services.detector.replay import replay
+        from services.detector.rules.parse import load
+
+        count = replay(args.input, args.output, load(args.rules), sensor=args.sensor)
+        print(f"{count} rows scored -> {args.output}", file=sys.stderr)
+        return 0
+    if args.command == "rules":
+        from services.detector.rules.parse import load
+
+        rules = load(args.file)
+        print(f"{args.file}: ok ({len(rules.sensors)} sensors, {len(rules.overrides)} overrides)")
         return 0
     if args.command == "up":
         from services.cli.stack import Stack

@@ -79,6 +79,9 @@ def cache_lock(digest: str) -> str:
     return CACHE_LOCK_PREFIX + digest
 
 
-def stats_readings(unix_second: int) -> str:
-    """String counter of readings applied in that second; expires after 120 s."""
-    return f"{PREFIX}stats:readings:{unix_second}"
+# string per second, expires: readings ingest applied in that second (dashboards sum 10 s)
+READINGS_COUNTER_PREFIX = PREFIX + "stats:readings:"
+
+
+def readings_counter(unix_second: int) -> str:
+    return READINGS_COUNTER_PREFIX + str(unix_second)

@@ -36,6 +36,10 @@ class Scripts:
         )
         self.queue_fail: AsyncScript = redis.register_script(_source("queue_fail", "enqueue"))
         self.queue_reap: AsyncScript = redis.register_script(_source("queue_reap", "enqueue"))
+        self.detector_alerts: AsyncScript = redis.register_script(
+            _source("detector_alerts", "enqueue")
+        )
+        self.device_presence: AsyncScript = redis.register_script(_source("device_presence"))
         self.rate_acquire: AsyncScript = redis.register_script(_source("rate_acquire"))
         self.rate_settle: AsyncScript = redis.register_script(_source("rate_settle"))
         self.budget_reserve: AsyncScript = redis.register_script(_source("budget_reserve"))

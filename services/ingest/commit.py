@@ -1,102 +1,132 @@
-"""Making a batch's consequences durable: alert events and analysis jobs, in one script.
+"""Making a batch's consequences durable: alerts, jobs, history, counters, all at once.
 
-The detector's episode changes become `alert` events on `vigil:events`; an episode that
-opens or escalates becomes an analysis job (one per episode and severity). Everything of
-one batch is applied by one Lua script together with the (device, seq) mark, so a resent
-batch has no second effect and a crash never leaves half a batch.
+Everything one batch causes is applied by one Lua script (`ingest_commit.lua`)
+together with its (device, seq) mark: its `alert` events, its analysis jobs, its
+`vigil:history:{device}` entry, the readings counter of the second and, now and then,
+the device's `vigil:devices` record. A resent batch has no second effect and a crash
+never leaves half a batch. The batches of many devices that are ready together go to
+Redis in one pipeline (one round trip, each script still atomic on its own).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
 from redis.asyncio import Redis
-from vigil.v1 import detector_pb2
 
 from services.common import keys
-from services.common.events import SEVERITY_NAMES, Event, rfc3339, stream_fields
-from services.common.queue import alert_job_id
+from services.common.alerts import Job, script_payload
+from services.common.events import Event
 from services.common.scripts import Scripts
-from services.common.timeconv import to_seconds
+from services.ingest.coalesce import Coalescer
 
-CHANGE_STATE = {
-    detector_pb2.EpisodeChange.OPENED: "opened",
-    detector_pb2.EpisodeChange.ESCALATED: "escalated",
-    detector_pb2.EpisodeChange.RESOLVED: "resolved",
-}
 SEEN_CAP = 4096
 SEEN_TTL_S = 7 * 86_400
+COUNTER_TTL_S = 120
+MAX_COMMITS_PER_CALL = 256
 
 
-def alert_event(change: detector_pb2.EpisodeChange, labels: dict[str, str]) -> Event:
-    verdict = change.verdict
-    return {
-        "kind": "alert",
-        "state": CHANGE_STATE.get(change.kind, "opened"),
-        "alert_id": change.episode_id,
-        "episode_id": change.episode_id,
-        "device_id": change.device_id,
-        "labels": labels,
-        "sensor": change.sensor,
-        "severity": SEVERITY_NAMES.get(change.severity),
-        "value": verdict.value,
-        "score": verdict.score,
-        "reasons": list(verdict.reasons),
-        "time": rfc3339(to_seconds(verdict.time)),
-        "started": rfc3339(to_seconds(change.started)),
-    }
+@dataclass(slots=True)
+class Commit:
+    """What one applied batch writes."""
 
-
-def plan(
-    device_id: str, labels: dict[str, str], result: detector_pb2.BatchResult
-) -> tuple[list[Event], list[tuple[str, int, dict[str, Any]]]]:
-    """The events and jobs (id, priority, body) that one batch result causes."""
-    events: list[Event] = []
-    jobs: list[tuple[str, int, dict[str, Any]]] = []
-    for change in result.episodes:
-        event = alert_event(change, labels)
-        events.append(event)
-        if change.kind in (detector_pb2.EpisodeChange.OPENED, detector_pb2.EpisodeChange.ESCALATED):
-            body = {
-                "kind": "alert",
-                **{k: v for k, v in event.items() if k not in ("kind", "state")},
-            }
-            jobs.append((alert_job_id(change.episode_id, change.severity), change.severity, body))
-    return events, jobs
+    device_id: str
+    seq: int
+    events: list[Event]
+    jobs: list[Job]
+    history: str = ""  # JSON [[sensor, unix seconds, value], ...]; "" writes none
+    readings: int = 0
+    device_record: str = ""  # JSON for vigil:devices; "" leaves it as it is
 
 
 class Committer:
-    def __init__(self, redis: Redis, scripts: Scripts, events_maxlen: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        events_maxlen: int,
+        history_maxlen: int = 2000,
+        *,
+        calls_in_flight: int = 2,
+        on_call: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.redis = redis
         self.scripts = scripts
         self.events_maxlen = events_maxlen
-
-    async def already_applied(self, device_id: str, seq: int) -> bool:
-        return await self.redis.zscore(keys.seen(device_id), seq) is not None
-
-    async def apply(
-        self,
-        device_id: str,
-        seq: int,
-        events: list[Event],
-        jobs: list[tuple[str, int, dict[str, Any]]],
-    ) -> bool:
-        """Apply once; False when (device, seq) was applied before."""
-        fields = [stream_fields(e) for e in events]
-        payload = {
-            "events": [[f["kind"], f["device"], f["sev"], f["data"]] for f in fields],
-            "jobs": [[job_id, priority, json.dumps(body)] for job_id, priority, body in jobs],
-        }
-        applied = await self.scripts.ingest_commit(
-            keys=[keys.seen(device_id), keys.EVENTS, keys.QUEUE, *(keys.job(j[0]) for j in jobs)],
-            args=[
-                seq,
-                self.events_maxlen,
-                SEEN_CAP,
-                SEEN_TTL_S,
-                json.dumps(payload),
-                keys.QUEUE_NOTIFY,
-            ],
+        self.history_maxlen = history_maxlen
+        self._coalescer: Coalescer[Commit, bool] = Coalescer(
+            self._flush,
+            max_items=MAX_COMMITS_PER_CALL,
+            max_in_flight=calls_in_flight,
+            on_call=on_call,
         )
-        return bool(applied)
+        self._started = False
+
+    @property
+    def backlog(self) -> int:
+        return self._coalescer.backlog
+
+    def start(self) -> None:
+        if not self._started:
+            self._coalescer.start()
+            self._started = True
+
+    async def stop(self) -> None:
+        await self._coalescer.stop()
+
+    async def commit(self, item: Commit) -> bool:
+        """Apply once; False when (device, seq) was applied before."""
+        self.start()
+        return await self._coalescer.submit(item)
+
+    async def apply(self, device_id: str, seq: int, events: list[Event], jobs: list[Job]) -> bool:
+        """Apply a batch's events and jobs once (without history): `commit` in short."""
+        return await self.commit(Commit(device_id, seq, events, jobs))
+
+    async def recent_seqs(self, device_id: str, count: int) -> set[int]:
+        """The newest `count` seqs applied for the device (to ack resends at once)."""
+        members = cast(list[str], await self.redis.zrevrange(keys.seen(device_id), 0, count - 1))
+        return {int(m) for m in members}
+
+    async def _flush(self, items: list[Commit]) -> list[bool]:
+        second = int(time.time())
+        counter = keys.readings_counter(second)
+        pipe = self.redis.pipeline(transaction=False)
+        for item in items:
+            payload = (
+                json.dumps(script_payload(item.events, item.jobs))
+                if item.events or item.jobs
+                else ""
+            )
+            await self.scripts.ingest_commit(
+                keys=[
+                    keys.seen(item.device_id),
+                    keys.EVENTS,
+                    keys.QUEUE,
+                    keys.history(item.device_id),
+                    counter,
+                    keys.DEVICES,
+                    *(keys.job(job[0]) for job in item.jobs),
+                ],
+                args=[
+                    item.seq,
+                    self.events_maxlen,
+                    SEEN_CAP,
+                    SEEN_TTL_S,
+                    payload,
+                    keys.QUEUE_NOTIFY,
+                    item.history,
+                    self.history_maxlen,
+                    item.readings,
+                    COUNTER_TTL_S,
+                    item.device_id,
+                    item.device_record,
+                ],
+                client=pipe,
+            )
+        replies: list[Any] = await pipe.execute()
+        return [bool(reply) for reply in replies]

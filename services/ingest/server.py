@@ -1,111 +1,73 @@
-"""Ingest's gRPC edge: the device stream.
+"""Ingest's gRPC edge: the device stream, the limits around it, and the shared parts.
 
-Per stream: check the bearer token's form, read Hello, check the token against the
-device id, send Flow, then for each batch: validate, skip if already applied, ask the
-owning detector shard, commit the consequences to Redis, and only then Ack.
+The servicer counts streams and refuses those over `VIGIL_MAX_STREAMS` with a clear
+status (HTTP/2's own per-connection stream cap would only make a client queue in
+silence, and one connection often carries many devices); each accepted stream is a
+`Session`. The gRPC server itself enforces the message size and keepalive
+(clients that ping too often get GOAWAY), from options set here. Coalescers (detector
+calls, Redis commits) and the flow controller are shared by all streams of the replica.
+Holds no device state beyond a stream's life: any replica can serve any device.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from grpc import aio
 from redis.asyncio import Redis
-from vigil.v1 import detector_pb2, ingest_pb2, ingest_pb2_grpc
+from vigil.v1 import ingest_pb2, ingest_pb2_grpc
 
-from services.common import auth
-from services.common import metrics as common_metrics
-from services.common.errors import FailedPrecondition, InvalidArgument, VigilError
-from services.common.events import SEVERITY_NAMES
+from services.common.errors import ResourceExhausted, VigilError
 from services.common.scripts import Scripts
-from services.ingest import metrics, validate
-from services.ingest.commit import Committer, plan
+from services.ingest import metrics
+from services.ingest.commit import Committer
+from services.ingest.flow import FlowController
+from services.ingest.presence import Presence
 from services.ingest.router import DetectorRouter
+from services.ingest.session import Parts, Session
 from services.ingest.settings import IngestSettings
 
-log = logging.getLogger(__name__)
+
+def _counted(stage: str) -> Any:
+    items = metrics.CALL_ITEMS.labels(stage)
+    seconds = metrics.CALL_SECONDS.labels(stage)
+
+    def record(count: int, elapsed: float) -> None:
+        items.observe(count)
+        seconds.observe(elapsed)
+
+    return record
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServicer):
-    def __init__(
-        self, settings: IngestSettings, router: DetectorRouter, committer: Committer
-    ) -> None:
-        self.settings = settings
-        self.router = router
-        self.committer = committer
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.open_streams = 0
 
     async def Stream(
         self,
         request_iterator: AsyncIterator[ingest_pb2.DeviceMessage],
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[ingest_pb2.ServerMessage]:
+        limit = self.parts.settings.max_streams
+        if self.open_streams >= limit:
+            metrics.LIMITED.labels("streams", "refused").inc()
+            metrics.REJECTED.labels("RESOURCE_EXHAUSTED").inc()
+            raise ResourceExhausted(f"this ingest serves {limit} streams already", 5.0)
+        self.open_streams += 1
         metrics.STREAMS.inc()
         try:
-            async for message in self._stream(request_iterator, context):
+            async for message in Session(self.parts, context).run(request_iterator):
                 yield message
         except VigilError as exc:
             metrics.REJECTED.labels(exc.status).inc()
             raise
         finally:
+            self.open_streams -= 1
             metrics.STREAMS.dec()
-
-    async def _stream(
-        self,
-        requests: AsyncIterator[ingest_pb2.DeviceMessage],
-        context: aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[ingest_pb2.ServerMessage]:
-        metadata = dict(context.invocation_metadata() or ())
-        token = auth.check_device_token_format(auth.bearer(metadata.get("authorization")))
-        try:
-            first = await asyncio.wait_for(anext(requests), self.settings.hello_timeout_s)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise FailedPrecondition("no Hello within the hello timeout") from None
-        if first.WhichOneof("kind") != "hello":
-            raise FailedPrecondition("the first message of a stream must be Hello")
-        device_id, labels = validate.hello(first.hello)
-        auth.verify_device(self.settings.device_secret.reveal(), token, device_id)
-        log.info("device connected", extra={"device_id": device_id})
-        yield ingest_pb2.ServerMessage(
-            flow=ingest_pb2.Flow(max_in_flight=self.settings.max_in_flight)
-        )
-
-        async for message in requests:
-            if message.WhichOneof("kind") != "batch":
-                raise InvalidArgument("hello", "Hello may only be the first message")
-            ack = await self._batch(device_id, labels, message.batch)
-            yield ingest_pb2.ServerMessage(ack=ack)
-        log.info("device disconnected", extra={"device_id": device_id})
-
-    async def _batch(
-        self, device_id: str, labels: dict[str, str], batch: ingest_pb2.ReadingBatch
-    ) -> ingest_pb2.Ack:
-        validate.batch(batch, time.time(), self.settings.max_batch_readings)
-        if await self.committer.already_applied(device_id, batch.seq):
-            metrics.BATCHES.labels("duplicate").inc()
-            return ingest_pb2.Ack(seq=batch.seq)
-        result = await self.router.detect(
-            detector_pb2.DeviceBatch(
-                device_id=device_id, labels=labels, seq=batch.seq, readings=batch.readings
-            )
-        )
-        events, jobs = plan(device_id, labels, result)
-        applied = await self.committer.apply(device_id, batch.seq, events, jobs)
-        if not applied:
-            metrics.BATCHES.labels("duplicate").inc()
-            return ingest_pb2.Ack(seq=batch.seq)
-        metrics.BATCHES.labels("applied").inc()
-        metrics.READINGS.inc(len(batch.readings))
-        for event in events:
-            common_metrics.EVENTS_PUBLISHED.labels(event["kind"]).inc()
-        for _, priority, _ in jobs:
-            metrics.JOBS_ENQUEUED.labels(SEVERITY_NAMES[priority]).inc()
-        return ingest_pb2.Ack(seq=batch.seq, anomalies=result.anomalies)
 
 
 class IngestApp:
@@ -117,19 +79,53 @@ class IngestApp:
 
     def __init__(self, settings: IngestSettings, redis: Redis) -> None:
         self.settings = settings
-        self.router = DetectorRouter(settings.detector_addrs, settings.detect_timeout_s)
-        self.committer = Committer(redis, Scripts(redis), settings.events_maxlen)
+        scripts = Scripts(redis)
+        router = DetectorRouter(
+            settings.detector_addrs, settings.detect_timeout_s, on_call=_counted("detect")
+        )
+        committer = Committer(
+            redis,
+            scripts,
+            settings.events_maxlen,
+            settings.history_maxlen,
+            on_call=_counted("commit"),
+        )
+        flow = FlowController(
+            settings.max_in_flight,
+            settings.flow_target_s,
+            lambda: router.backlog + committer.backlog,
+        )
+        flow.listen(metrics.WINDOW.set)
+        metrics.WINDOW.set(flow.window)
+        self.parts = Parts(
+            settings, router, committer, Presence(redis, scripts, settings.events_maxlen), flow
+        )
+        self._flow_task: asyncio.Task[None] | None = None
         self.grpc_options: list[tuple[str, Any]] = [
-            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.keepalive_time_ms", int(settings.keepalive_s * 1000)),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            (
+                "grpc.http2.min_ping_interval_without_data_ms",
+                int(settings.min_client_ping_s * 1000),
+            ),
+            ("grpc.http2.max_ping_strikes", 2),
         ]
 
     def register(self, server: aio.Server) -> None:
-        ingest_pb2_grpc.add_IngestServicer_to_server(
-            IngestServicer(self.settings, self.router, self.committer), server
-        )
+        ingest_pb2_grpc.add_IngestServicer_to_server(IngestServicer(self.parts), server)
 
     async def start(self) -> None:
-        return None
+        self.parts.router.start()
+        self.parts.committer.start()
+        self._flow_task = asyncio.create_task(self.parts.flow.run(), name="ingest-flow")
 
     async def stop(self) -> None:
-        await self.router.close()
+        await self.parts.presence.drain(timeout_s=2.0)  # goodbyes before Redis closes
+        if self._flow_task is not None:
+            self._flow_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flow_task
+        await self.parts.router.close()
+        await self.parts.committer.stop()

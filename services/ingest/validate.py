@@ -42,21 +42,36 @@ def hello(message: ingest_pb2.Hello) -> tuple[str, dict[str, str]]:
     return message.device_id, dict(message.labels)
 
 
-def batch(message: ingest_pb2.ReadingBatch, now: float, max_readings: int) -> None:
-    """Raise InvalidArgument unless every reading of the batch is acceptable."""
+def batch(
+    message: ingest_pb2.ReadingBatch, now: float, max_readings: int
+) -> list[tuple[str, float, float]]:
+    """The batch's (sensor, unix seconds, value) rows; InvalidArgument unless every
+    reading is acceptable."""
     count = len(message.readings)
     if count == 0:
         raise InvalidArgument("batch.readings", "must not be empty")
     if count > max_readings:
         raise InvalidArgument("batch.readings", f"{count} readings, at most {max_readings}")
     lo, hi = now - MAX_SKEW_S, now + MAX_SKEW_S
+    rows = []
+    known: set[str] = set()  # sensor names already checked in this batch
+    isfinite = math.isfinite
     for i, reading in enumerate(message.readings):
-        if not SENSOR.fullmatch(reading.sensor):
-            raise InvalidArgument(f"batch.readings[{i}].sensor", "must match [A-Za-z0-9_.-]{1,64}")
-        if not math.isfinite(reading.value):
+        sensor = reading.sensor
+        if sensor not in known:
+            if not SENSOR.fullmatch(sensor):
+                raise InvalidArgument(
+                    f"batch.readings[{i}].sensor", "must match [A-Za-z0-9_.-]{1,64}"
+                )
+            known.add(sensor)
+        value = reading.value
+        if not isfinite(value):
             raise InvalidArgument(f"batch.readings[{i}].value", "must be finite")
-        at = reading.time.seconds + reading.time.nanos / 1e9
+        time = reading.time
+        at = time.seconds + time.nanos / 1e9
         if not lo <= at <= hi:
             raise InvalidArgument(
                 f"batch.readings[{i}].time", "must be within one day of the server's clock"
             )
+        rows.append((sensor, at, value))
+    return rows

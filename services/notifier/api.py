@@ -187,7 +187,7 @@ class Api:
         day = datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%d")
         async with self.redis.pipeline(transaction=False) as pipe:
             for second in range(now - READINGS_WINDOW_S, now):
-                pipe.get(keys.stats_readings(second))
+                pipe.get(keys.readings_counter(second))
             pipe.zcard(keys.QUEUE)
             pipe.get(keys.spend(day))
             replies = await pipe.execute()

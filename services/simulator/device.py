@@ -1,9 +1,13 @@
 """A device client for the Ingest stream, as a well-behaved device maker would write it.
 
-It authenticates with its token, says Hello, numbers its batches, keeps at most
-`max_in_flight` (from the server's Flow) unacknowledged, and after any disconnect
-reconnects with backoff and resends every unacknowledged batch under its original
-sequence number, so each reading has exactly one effect.
+It authenticates with its token, says Hello, numbers its batches (from the clock, so a
+restarted device never reuses a number), and never has more
+than the server's window (`Flow.max_in_flight`) written and unacknowledged: `send`
+waits while the window is full, and a lowered window is obeyed from the next write.
+After any disconnect it reconnects with backoff (or after the server's `retry-after`
+when it was told to slow down) and resends every unacknowledged batch under its
+original sequence number, within the new window, so each reading has exactly one
+effect.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +32,7 @@ FATAL = {
     grpc.StatusCode.PERMISSION_DENIED,
     grpc.StatusCode.INVALID_ARGUMENT,
 }
+MAX_RETRY_AFTER_S = 60.0
 
 
 class DeviceRefused(Exception):
@@ -44,7 +50,18 @@ class DeviceStats:
     acked: int = 0
     resent: int = 0
     reconnects: int = 0
+    flows: list[int] = field(default_factory=list)  # every window the server gave
     anomalies: list[common_pb2.Verdict] = field(default_factory=list)
+
+
+def retry_after(exc: grpc.RpcError) -> float | None:
+    """The server's `retry-after` (seconds) on a refusal, if it sent one."""
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == "retry-after":
+            with contextlib.suppress(ValueError):
+                return min(MAX_RETRY_AFTER_S, max(0.0, float(value)))
+    return None
 
 
 class Device:
@@ -63,12 +80,16 @@ class Device:
         self.token = token
         self.labels = labels or {}
         self.on_ack = on_ack
-        self.next_seq = 1
+        # Seqs must never repeat for a device, also across its restarts (ingest acks a
+        # repeated seq without effect): start from the clock, in microseconds.
+        self.next_seq = int(time.time() * 1_000_000)
         self.outbox: dict[int, ingest_pb2.ReadingBatch] = {}
         self.max_in_flight = 1
         self.stats = DeviceStats()
         self._room = asyncio.Condition()
         self._call: aio.StreamStreamCall | None = None
+        self._unsent: list[int] = []  # outbox seqs not written on the current stream
+        self._written: set[int] = set()  # written on the current stream, not yet acked
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -89,10 +110,10 @@ class Device:
                 raise self.refused
             seq = self.next_seq
             self.next_seq += 1
-            batch = ingest_pb2.ReadingBatch(seq=seq, readings=readings)
-            self.outbox[seq] = batch
-        await self._write(batch)
+            self.outbox[seq] = ingest_pb2.ReadingBatch(seq=seq, readings=readings)
+            self._unsent.append(seq)
         self.stats.sent += 1
+        await self._pump()
         return seq
 
     async def drain(self) -> None:
@@ -117,13 +138,20 @@ class Device:
         if self._task is not None:
             await self._task
 
-    async def _write(self, batch: ingest_pb2.ReadingBatch) -> None:
-        call = self._call
-        if call is None:
-            return  # disconnected: the reconnect resends it from the outbox
-        with contextlib.suppress(Exception):
-            async with self._write_lock:
-                await call.write(ingest_pb2.DeviceMessage(batch=batch))
+    async def _pump(self) -> None:
+        """Write unsent batches while the window has room."""
+        async with self._write_lock:
+            call = self._call
+            while call is not None and self._unsent and len(self._written) < self.max_in_flight:
+                seq = self._unsent.pop(0)
+                batch = self.outbox.get(seq)
+                if batch is None:
+                    continue
+                self._written.add(seq)
+                try:
+                    await call.write(ingest_pb2.DeviceMessage(batch=batch))
+                except Exception:  # the stream broke: the reconnect resends
+                    return
 
     async def _run(self) -> None:
         try:
@@ -138,6 +166,7 @@ class Device:
     async def _connect_loop(self) -> None:
         backoff = 0.1
         while not self._closing:
+            pause: float | None = None
             try:
                 await self._session()
                 backoff = 0.1
@@ -145,16 +174,20 @@ class Device:
                 code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
                 if code in FATAL:
                     raise DeviceRefused(code, exc.details() or "") from None
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    pause = retry_after(exc)
                 log.debug("stream ended: %s", code, extra={"device_id": self.device_id})
             if self._closing:
                 return
             self.stats.reconnects += 1
-            await asyncio.sleep(backoff * (0.5 + random.random()))
+            await asyncio.sleep(pause if pause is not None else backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 5.0)
 
     async def _session(self) -> None:
         call = self.stub.Stream(metadata=(("authorization", f"Bearer {self.token}"),))
-        self._call = None
+        async with self._write_lock:
+            self._call = None
+            self._written.clear()
         try:
             await call.write(
                 ingest_pb2.DeviceMessage(
@@ -172,26 +205,29 @@ class Device:
             if code in FATAL:
                 raise DeviceRefused(code, await call.details() or "")
         finally:
-            self._call = None
+            async with self._write_lock:
+                self._call = None
 
     async def _flow(self, call: aio.StreamStreamCall, max_in_flight: int) -> None:
-        first = self._call is None
+        self.stats.flows.append(max_in_flight)
         async with self._room:
             self.max_in_flight = max(1, max_in_flight)
             self._room.notify_all()
-        if first:
-            self._call = call
+        if self._call is None:  # the first Flow of a stream: resend what is unacked
             async with self._write_lock:
-                for seq in sorted(self.outbox):
-                    self.stats.resent += 1
-                    await call.write(ingest_pb2.DeviceMessage(batch=self.outbox[seq]))
+                self._call = call
+                self._unsent = sorted(self.outbox)
+                self.stats.resent += len(self._unsent)
             self._connected.set()
+        await self._pump()
 
     async def _ack(self, ack: ingest_pb2.Ack) -> None:
         async with self._room:
+            self._written.discard(ack.seq)
             if self.outbox.pop(ack.seq, None) is not None:
                 self.stats.acked += 1
             self._room.notify_all()
         self.stats.anomalies.extend(ack.anomalies)
         if self.on_ack is not None:
             self.on_ack(ack)
+        await self._pump()

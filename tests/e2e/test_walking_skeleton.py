@@ -43,7 +43,7 @@ async def test_critical_reading_is_acked_then_alerted_then_explained(stack: dict
         assert (anomaly.sensor, anomaly.severity) == ("temperature", common_pb2.CRITICAL)
         assert anomaly.episode_id
 
-        alert_id, alert = await dashboard.event(device_id="press-7")
+        alert_id, alert = await dashboard.event(device_id="press-7", kind="alert")
         assert alert["kind"] == "alert"
         assert alert["state"] == "opened"
         assert alert["severity"] == "critical"
@@ -51,7 +51,7 @@ async def test_critical_reading_is_acked_then_alerted_then_explained(stack: dict
         assert alert["labels"] == {"site": "plant-north"}
         assert "above critical threshold 95" in alert["reasons"][0]
 
-        insight_id, insight = await dashboard.event(device_id="press-7")
+        insight_id, insight = await dashboard.event(device_id="press-7", kind="insight")
         assert insight["kind"] == "insight"
         assert insight["alert_id"] == alert["alert_id"] == anomaly.episode_id
         assert insight["source"] == "builtin"

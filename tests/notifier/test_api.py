@@ -241,8 +241,8 @@ async def test_history_is_downsampled_per_sensor(
 async def test_stats_sum_the_shared_counters(notifier: Notifier, token: str, redis: Redis) -> None:
     now_s, _ = await redis.time()
     for second in range(now_s - 10, now_s):
-        await redis.set(keys.stats_readings(second), 150, ex=120)
-    await redis.set(keys.stats_readings(now_s - 30), 99_999, ex=120)  # too old to count
+        await redis.set(keys.readings_counter(second), 150, ex=120)
+    await redis.set(keys.readings_counter(now_s - 30), 99_999, ex=120)  # too old to count
     day = datetime.fromtimestamp(now_s, tz=UTC).strftime("%Y-%m-%d")
     await redis.set(keys.spend(day), "1.25")
     await redis.zadd(keys.QUEUE, {"job-a": 1, "job-b": 2, "job-c": 3})

@@ -1,1 +1,2 @@
-"""Detection rules: the YAML format, its validation, and the default file."""
+"""Detection rules: the YAML format (`parse`, with line numbers from `marks`), what it
+means (`spec`), and the default file shipped with Vigil."""

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from vigil.v1 import common_pb2 as vigil_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17vigil/v1/detector.proto\x12\x08vigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15vigil/v1/common.proto\"7\n\rDetectRequest\x12&\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.vigil.v1.DeviceBatch\"\xb4\x01\n\x0b\x44\x65viceBatch\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x31\n\x06labels\x18\x02 \x03(\x0b\x32!.vigil.v1.DeviceBatch.LabelsEntry\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12#\n\x08readings\x18\x04 \x03(\x0b\x32\x11.vigil.v1.Reading\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x0e\x44\x65tectResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.vigil.v1.BatchResult\"q\n\x0b\x42\x61tchResult\x12$\n\tanomalies\x18\x01 \x03(\x0b\x32\x11.vigil.v1.Verdict\x12)\n\x08\x65pisodes\x18\x02 \x03(\x0b\x32\x17.vigil.v1.EpisodeChange\x12\x11\n\tmax_score\x18\x03 \x01(\x01\"\xb0\x02\n\rEpisodeChange\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.vigil.v1.EpisodeChange.Kind\x12\x12\n\nepisode_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\x0e\n\x06sensor\x18\x04 \x01(\t\x12$\n\x08severity\x18\x05 \x01(\x0e\x32\x12.vigil.v1.Severity\x12\"\n\x07verdict\x18\x06 \x01(\x0b\x32\x11.vigil.v1.Verdict\x12+\n\x07started\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\n\n\x06OPENED\x10\x01\x12\r\n\tESCALATED\x10\x02\x12\x0c\n\x08RESOLVED\x10\x03\x32G\n\x08\x44\x65tector\x12;\n\x06\x44\x65tect\x12\x17.vigil.v1.DetectRequest\x1a\x18.vigil.v1.DetectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17vigil/v1/detector.proto\x12\x08vigil.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15vigil/v1/common.proto\"7\n\rDetectRequest\x12&\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x15.vigil.v1.DeviceBatch\"\xe4\x01\n\x0b\x44\x65viceBatch\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x31\n\x06labels\x18\x02 \x03(\x0b\x32!.vigil.v1.DeviceBatch.LabelsEntry\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12#\n\x08readings\x18\x04 \x03(\x0b\x32\x11.vigil.v1.Reading\x12\x0f\n\x07sensors\x18\x05 \x03(\t\x12\r\n\x05times\x18\x06 \x03(\x01\x12\x0e\n\x06values\x18\x07 \x03(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x0e\x44\x65tectResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.vigil.v1.BatchResult\"q\n\x0b\x42\x61tchResult\x12$\n\tanomalies\x18\x01 \x03(\x0b\x32\x11.vigil.v1.Verdict\x12)\n\x08\x65pisodes\x18\x02 \x03(\x0b\x32\x17.vigil.v1.EpisodeChange\x12\x11\n\tmax_score\x18\x03 \x01(\x01\"\xb0\x02\n\rEpisodeChange\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.vigil.v1.EpisodeChange.Kind\x12\x12\n\nepisode_id\x18\x02 \x01(\t\x12\x11\n\tdevice_id\x18\x03 \x01(\t\x12\x0e\n\x06sensor\x18\x04 \x01(\t\x12$\n\x08severity\x18\x05 \x01(\x0e\x32\x12.vigil.v1.Severity\x12\"\n\x07verdict\x18\x06 \x01(\x0b\x32\x11.vigil.v1.Verdict\x12+\n\x07started\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\n\n\x06OPENED\x10\x01\x12\r\n\tESCALATED\x10\x02\x12\x0c\n\x08RESOLVED\x10\x03\x32G\n\x08\x44\x65tector\x12;\n\x06\x44\x65tect\x12\x17.vigil.v1.DetectRequest\x1a\x18.vigil.v1.DetectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,17 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DETECTREQUEST']._serialized_start=93
   _globals['_DETECTREQUEST']._serialized_end=148
   _globals['_DEVICEBATCH']._serialized_start=151
-  _globals['_DEVICEBATCH']._serialized_end=331
-  _globals['_DEVICEBATCH_LABELSENTRY']._serialized_start=286
-  _globals['_DEVICEBATCH_LABELSENTRY']._serialized_end=331
-  _globals['_DETECTRESPONSE']._serialized_start=333
-  _globals['_DETECTRESPONSE']._serialized_end=389
-  _globals['_BATCHRESULT']._serialized_start=391
-  _globals['_BATCHRESULT']._serialized_end=504
-  _globals['_EPISODECHANGE']._serialized_start=507
-  _globals['_EPISODECHANGE']._serialized_end=811
-  _globals['_EPISODECHANGE_KIND']._serialized_start=742
-  _globals['_EPISODECHANGE_KIND']._serialized_end=811
-  _globals['_DETECTOR']._serialized_start=813
-  _globals['_DETECTOR']._serialized_end=884
+  _globals['_DEVICEBATCH']._serialized_end=379
+  _globals['_DEVICEBATCH_LABELSENTRY']._serialized_start=334
+  _globals['_DEVICEBATCH_LABELSENTRY']._serialized_end=379
+  _globals['_DETECTRESPONSE']._serialized_start=381
+  _globals['_DETECTRESPONSE']._serialized_end=437
+  _globals['_BATCHRESULT']._serialized_start=439
+  _globals['_BATCHRESULT']._serialized_end=552
+  _globals['_EPISODECHANGE']._serialized_start=555
+  _globals['_EPISODECHANGE']._serialized_end=859
+  _globals['_EPISODECHANGE_KIND']._serialized_start=790
+  _globals['_EPISODECHANGE_KIND']._serialized_end=859
+  _globals['_DETECTOR']._serialized_start=861
+  _globals['_DETECTOR']._serialized_end=932
 # @@protoc_insertion_point(module_scope)

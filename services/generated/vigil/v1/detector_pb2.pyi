@@ -45,7 +45,10 @@ Global___DetectRequest: _TypeAlias = DetectRequest  # noqa: Y015
 
 @_typing.final
 class DeviceBatch(_message.Message):
-    """The readings of one batch of one device."""
+    """The readings of one batch of one device, either as `readings` or, cheaper to
+    encode and decode, as the three columns `sensors`, `times`, `values` (same length;
+    ingest sends columns). A detector reads the columns when `readings` is empty.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -73,12 +76,26 @@ class DeviceBatch(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     READINGS_FIELD_NUMBER: _builtins.int
+    SENSORS_FIELD_NUMBER: _builtins.int
+    TIMES_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
     device_id: _builtins.str
     seq: _builtins.int
+    """Per-device sequence number; the detector answers a repeated (device_id, seq) with
+    the outcome it gave before, without judging the readings twice.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def readings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Reading]: ...
+    @_builtins.property
+    def sensors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def times(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Unix seconds."""
+
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
     def __init__(
         self,
         *,
@@ -86,10 +103,13 @@ class DeviceBatch(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         seq: _builtins.int = ...,
         readings: _abc.Iterable[_common_pb2.Reading] | None = ...,
+        sensors: _abc.Iterable[_builtins.str] | None = ...,
+        times: _abc.Iterable[_builtins.float] | None = ...,
+        values: _abc.Iterable[_builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "labels", b"labels", "readings", b"readings", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_id", b"device_id", "labels", b"labels", "readings", b"readings", "sensors", b"sensors", "seq", b"seq", "times", b"times", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
