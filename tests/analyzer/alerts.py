@@ -1,4 +1,4 @@
-"""Alerts as ingest makes them: a detector episode change through ingest's own `plan` and
+"""Alerts as ingest makes them: a detector episode change through the shared `plan` and
 `Committer`, so the alert event and its job land in Redis in one script, exactly as in
 production."""
 
@@ -15,9 +15,10 @@ from redis.asyncio import Redis
 from vigil.v1 import common_pb2, detector_pb2
 
 from services.common import keys
+from services.common.alerts import plan
 from services.common.scripts import Scripts
 from services.common.timeconv import from_seconds
-from services.ingest.commit import Committer, plan
+from services.ingest.commit import Committer
 
 _seq = itertools.count(1)
 NAMES = {1: "info", 2: "warning", 3: "critical"}
@@ -60,7 +61,7 @@ async def raise_alert(
         verdict=verdict,
         started=from_seconds(now),
     )
-    events, jobs = plan(device_id, labels or {}, detector_pb2.BatchResult(episodes=[change]))
+    events, jobs = plan(labels or {}, [change])
     await Committer(redis, Scripts(redis), 100_000).apply(device_id, next(_seq), events, jobs)
     return episode, jobs[0][0]
 
