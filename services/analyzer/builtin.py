@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.analyzer.pattern import direction_of
+
 
 @dataclass(frozen=True, slots=True)
 class Playbook:
@@ -77,6 +79,15 @@ CONFIDENCE = {1: 0.4, 2: 0.5, 3: 0.6}
 URGENCIES = ("info", "warning", "critical")
 
 
+HEADLINE = {
+    "high": "Abnormally high",
+    "low": "Abnormally low",
+    "rising": "Rapidly rising",
+    "falling": "Rapidly falling",
+    "unknown": "Abnormal",
+}
+
+
 def analyze(alert: dict[str, Any]) -> dict[str, Any]:
     """Diagnosis, likely causes, actions, urgency and confidence for an alert job body."""
     sensor = str(alert.get("sensor", ""))
@@ -85,14 +96,14 @@ def analyze(alert: dict[str, Any]) -> dict[str, Any]:
     level = URGENCIES.index(severity) + 1
     raw = alert.get("reasons")
     reasons = [str(r) for r in raw] if isinstance(raw, list) else []
-    low = any(" below " in r for r in reasons)
+    direction = direction_of(reasons)
+    low = direction in ("low", "falling")
     book = PLAYBOOKS.get(sensor.lower(), GENERIC)
     causes = book.low_causes if low and book.low_causes else book.high_causes
     actions = book.low_actions if low and book.low_actions else book.high_actions
-    direction = "low" if low else "high"
     detail = "; ".join(reasons) if reasons else f"value {alert.get('value')}"
     return {
-        "diagnosis": f"Abnormally {direction} {book.what} on sensor {sensor!r} "
+        "diagnosis": f"{HEADLINE[direction]} {book.what} on sensor {sensor!r} "
         f"of device {str(alert.get('device_id', ''))!r}: {detail}.",
         "likely_causes": list(causes),
         "actions": list(actions),

@@ -86,6 +86,28 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+# Words of the detector's reasons (rate of change: "rose 12 in 1 s", "fell ..."), in order.
+_DIRECTION_WORDS = (
+    (" rose ", "rising"),
+    (" rising ", "rising"),
+    (" fell ", "falling"),
+    (" falling ", "falling"),
+    (" above ", "high"),
+    (" below ", "low"),
+)
+
+
+def direction_of(reasons: Sequence[str]) -> str:
+    """high, low, rising, falling or unknown: which way the reasons say the value went."""
+    for reason in reasons:
+        if match := THRESHOLD.search(reason):
+            return "high" if match[2] == "above" else "low"
+        if match := SIGMA.search(reason):
+            return "high" if match[2].lower() == "above" else "low"
+    text = f" {' '.join(reasons).lower()} "
+    return next((meaning for word, meaning in _DIRECTION_WORDS if word in text), "unknown")
+
+
 def _magnitude(reasons: Sequence[str], score: float | None) -> tuple[str, str]:
     """(direction, magnitude bucket) from the first reason that says how far."""
     for reason in reasons:
@@ -98,17 +120,7 @@ def _magnitude(reasons: Sequence[str], score: float | None) -> tuple[str, str]:
         if match := SIGMA.search(reason):
             direction = "high" if match[2].lower() == "above" else "low"
             return direction, "baseline " + _bucket(abs(float(match[1])), SIGMA_EDGES, SIGMA_NAMES)
-    text = " ".join(reasons).lower()
-    direction = "unknown"
-    for word, meaning in (
-        ("rising", "rising"),
-        ("falling", "falling"),
-        (" above ", "high"),
-        (" below ", "low"),
-    ):
-        if word in f" {text} ":
-            direction = meaning
-            break
+    direction = direction_of(reasons)
     fifth = min(4, int(max(0.0, score or 0.0) * 5))
     return direction, f"score {fifth / 5:.1f}-{(fifth + 1) / 5:.1f}"
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,3 +81,22 @@ def test_history_insight_names_trends_and_passes_the_schema() -> None:
     assert "'pressure' steady" in insight["diagnosis"]
     assert "check cooling fans and coolant flow" in insight["actions"]
     assert insight["urgency"] == "warning"
+
+
+@pytest.mark.parametrize(
+    ("reasons", "headline", "low"),
+    [
+        (["value 97.2 above critical threshold 95"], "Abnormally high temperature", False),
+        (["4.8σ below its 1 h baseline"], "Abnormally low temperature", True),  # noqa: RUF001
+        (["fell 2.738 in 0.3 s (limit 10 per 1 s)"], "Rapidly falling temperature", True),
+        (["rose 12 in 1 s (limit 10 per 1 s)"], "Rapidly rising temperature", False),
+        (["unchanged at 20 for 30 readings"], "Abnormal temperature", False),
+    ],
+)
+def test_direction_comes_from_every_kind_of_reason(
+    reasons: list[str], headline: str, low: bool
+) -> None:
+    insight = analyze({**ALERT, "reasons": reasons})
+    assert insight["diagnosis"].startswith(headline)
+    low_causes = analyze({**ALERT, "reasons": ["value -30 below warning threshold -20"]})
+    assert (insight["likely_causes"] == low_causes["likely_causes"]) is low
