@@ -21,6 +21,7 @@ from grpc import aio
 from redis.asyncio import Redis
 from vigil.v1 import detector_pb2, detector_pb2_grpc
 
+from services.common.cancel import cancel_and_wait
 from services.common.errors import InvalidArgument
 from services.common.events import SEVERITY_NAMES
 from services.common.scripts import Scripts
@@ -151,8 +152,7 @@ class DetectorApp:
             await asyncio.sleep(5.0)  # gauges are sampled, not events
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        await cancel_and_wait(self._tasks)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -20,6 +20,7 @@ from grpc import aio
 from redis.asyncio import Redis
 from vigil.v1 import ingest_pb2, ingest_pb2_grpc
 
+from services.common.cancel import cancel_and_wait
 from services.common.errors import ResourceExhausted, VigilError
 from services.common.scripts import Scripts
 from services.ingest import metrics
@@ -124,7 +125,7 @@ class IngestApp:
     async def stop(self) -> None:
         await self.parts.presence.drain(timeout_s=2.0)  # goodbyes before Redis closes
         if self._flow_task is not None:
-            self._flow_task.cancel()
+            await cancel_and_wait([self._flow_task])
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flow_task
         await self.parts.router.close()

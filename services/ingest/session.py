@@ -35,6 +35,7 @@ from vigil.v1 import detector_pb2, ingest_pb2
 from services.common import auth
 from services.common import metrics as common_metrics
 from services.common.alerts import plan
+from services.common.cancel import cancel_and_wait
 from services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from services.common.events import SEVERITY_NAMES
 from services.ingest import metrics, validate
@@ -126,7 +127,10 @@ class Session:
         metadata = dict(self.context.invocation_metadata() or ())
         token = auth.check_device_token_format(auth.bearer(metadata.get("authorization")))
         try:
-            first = await asyncio.wait_for(anext(requests), self.settings.hello_timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that arrives together with the message (see _read_loop).
+            async with asyncio.timeout(self.settings.hello_timeout_s):
+                first = await anext(requests)
         except StopAsyncIteration:
             return
         except TimeoutError:
@@ -158,8 +162,7 @@ class Session:
                 yield item
         finally:
             self.parts.flow.forget(self.flow_changed)
-            for task in tasks:
-                task.cancel()
+            await cancel_and_wait(tasks)
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -194,7 +197,12 @@ class Session:
         settings = self.settings
         while True:
             try:
-                message = await asyncio.wait_for(anext(requests), settings.idle_timeout_s)
+                # Not asyncio.wait_for: on Python 3.11 it returns a message that arrives in
+                # the loop iteration that cancels this stage and drops the cancellation;
+                # the stage then reads on, waits for acks that never come, and the stream
+                # hangs. asyncio.timeout keeps the cancellation.
+                async with asyncio.timeout(settings.idle_timeout_s):
+                    message = await anext(requests)
             except StopAsyncIteration:
                 break
             except TimeoutError:
