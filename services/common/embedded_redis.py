@@ -58,10 +58,20 @@ class EmbeddedRedis:
 
     READY = "Ready to accept connections"
 
-    def __init__(self, data_dir: Path, port: int = 0, *, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        *,
+        appendonly: bool = True,
+        appendfsync: str = "everysec",
+    ) -> None:
+        if appendfsync not in ("always", "everysec", "no"):
+            raise ValueError(f"appendfsync must be always, everysec or no, not {appendfsync!r}")
         self.data_dir = data_dir
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[str] | None = None
         self._log: list[str] = []
 
@@ -80,7 +90,7 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--dir", str(self.data_dir),
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--loglevel", "notice",

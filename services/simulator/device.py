@@ -51,6 +51,7 @@ class DeviceStats:
     resent: int = 0
     reconnects: int = 0
     flows: list[int] = field(default_factory=list)  # every window the server gave
+    ended: dict[str, int] = field(default_factory=dict)  # status name -> streams ended so
     anomalies: list[common_pb2.Verdict] = field(default_factory=list)
 
 
@@ -172,6 +173,7 @@ class Device:
                 backoff = 0.1
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+                self.stats.ended[code.name] = self.stats.ended.get(code.name, 0) + 1
                 if code in FATAL:
                     raise DeviceRefused(code, exc.details() or "") from None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
