@@ -399,7 +399,7 @@ class SeriesModel:
                 self.adopting = FOLLOW_READINGS
                 self.context = 0.0
         if n % 64 == 0:
-            self._recentre_season()
+            self._recentre_season(i)
 
         # Stuck: a run of identical values against this series' repeat rate.
         # The rate is judged as it was when the run began; a run that lasts fades (a
@@ -519,18 +519,28 @@ class SeriesModel:
             setattr(model, name, value)
         return model
 
-    def _recentre_season(self) -> None:
+    def _recentre_season(self, bin_now: int) -> None:
         """Keep the profile's mean at zero (the anchor holds the level), and decide
-        whether it explains the series better than the anchor alone."""
+        whether it explains the series better than the anchor alone.
+
+        The local forecast works on values with the profile taken out once it is on, so
+        every change to what is taken out moves its level by the same amount: otherwise
+        switching the profile on at a daily peak reads as a sudden drop.
+        """
         season = self.season
         mean = sum(season) / BINS
         for k in range(BINS):
             season[k] -= mean
         self.anchor += mean
+        was_on = self.season_on
+        if was_on:
+            self.level += mean
         # The profile is worth using when it removes a third of the spread.
         self.season_gain = 1.0 - self.spread / self.spread_plain if self.spread_plain else 0.0
         enough = self.t_last - self.t_first >= SEASON_AFTER_S
-        self.season_on = enough and self.season_gain > (0.25 if self.season_on else 0.35)
+        self.season_on = enough and self.season_gain > (0.25 if was_on else 0.35)
+        if self.season_on != was_on:
+            self.level += -season[bin_now] if self.season_on else season[bin_now]
 
     def _start(self, t: float, x: float, n: int) -> float:
         """The first readings: plain averages give both forecasts a starting point."""

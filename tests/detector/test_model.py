@@ -6,6 +6,7 @@ import math
 import random
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,3 +204,19 @@ def test_durations_read_naturally() -> None:
         "2 h",
         "2 d",
     ]
+
+
+@pytest.mark.parametrize("phase_days", [0.0, 0.13, 0.25, 0.5, 0.77])
+def test_daily_profile_switching_on_is_not_an_anomaly(phase_days: float) -> None:
+    """A clean daily wave at 5-minute cadence: the profile takes over after two days, at
+    whatever point of the wave that happens, and nothing along the way scores high."""
+    rng = random.Random(3)
+    model = SeriesModel()
+    start = 1_396_310_400.0 + phase_days * 86_400  # 2014-04-01, shifted
+    scores = []
+    for i in range(5 * 288):
+        t = start + 300.0 * i
+        value = 50.0 + 10.0 * math.sin(2 * math.pi * t / 86_400) + rng.gauss(0, 1)
+        scores.append(model.observe(t, value))
+    assert model.season_on
+    assert max(scores[288:]) < 0.5
