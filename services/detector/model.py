@@ -395,7 +395,9 @@ class SeriesModel:
             self.shifting = True
         elif self.shifting and abs_sustained < SHIFT_OFF:
             self.shifting = False
-            if abs(self.level - anchor) > SHIFT_ADOPT * spread_plain:
+            if abs(self.level - anchor) > SHIFT_ADOPT * (
+                spread if self.season_on else spread_plain
+            ):
                 self.adopting = FOLLOW_READINGS
                 self.context = 0.0
         if n % 64 == 0:

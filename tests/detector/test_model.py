@@ -220,3 +220,19 @@ def test_daily_profile_switching_on_is_not_an_anomaly(phase_days: float) -> None
         scores.append(model.observe(t, value))
     assert model.season_on
     assert max(scores[288:]) < 0.5
+
+
+def test_weekly_step_on_a_daily_wave_is_flagged_briefly_then_adopted() -> None:
+    """Weekdays 20 above, weekends 20 below, on a daily wave of +-40 (5-minute cadence):
+    each switch is news for a little while, not for most of a day."""
+    rng = random.Random(5)
+    model = SeriesModel()
+    scores = []
+    for i in range(14 * 288):
+        t = 1_396_310_400.0 + 300.0 * i
+        weekday = (i // 288) % 7 < 5
+        value = 100 + 40 * math.sin(2 * math.pi * i / 288) + (20 if weekday else -20)
+        scores.append(model.observe(t, value + rng.gauss(0, 5)))
+    weekend_start = 5 * 288  # the first switch after the profile is trusted
+    assert max(scores[weekend_start : weekend_start + 20]) > 0.5
+    assert sum(s > 0.5 for s in scores[weekend_start : weekend_start + 288]) < 60
