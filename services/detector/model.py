@@ -72,6 +72,7 @@ FOLLOW_READINGS = 40
 ALPHA_FOLLOW = 0.1
 SHIFT_ON = 2.5
 SHIFT_OFF = 1.0
+SHIFT_JUMP = 5.0  # sustained surprise (sigma) at which the local level restarts at the value
 LEARN_BELOW = 4.5  # readings this surprising do not teach the calibration
 WARMUP = 30
 FIRST_SCORED = 10
@@ -334,6 +335,14 @@ class SeriesModel:
         variance = self.variance + ALPHA_VARIANCE * (az - self.variance)
         self.variance = variance
         abs_sustained = sustained if sustained >= 0.0 else -sustained
+        if abs_sustained > SHIFT_JUMP:
+            # Several large residuals of one sign in a row: the level has moved. Clipped
+            # updates would take hundreds of readings to follow a jump of many spreads
+            # (every one of them scored as a fresh surprise); restart the local forecast
+            # at the new level instead. `sustained` still reports the shift.
+            self.level = plain
+            self.trend = 0.0
+            self.b_prev = self.bn_prev = 0.0
 
         # Context forecast: slow anchor plus the daily profile. Slow averages start
         # as plain running means, so they are right from the first day; they do not
@@ -391,13 +400,22 @@ class SeriesModel:
         else:
             adopt = slow if self.context_age < CONTEXT_ADOPT_AFTER else ALPHA_ADOPT
         self.anchor = anchor + adopt * (plain_all - anchor)
+        # A settled shift is adopted: checked when the shift ends. While the daily
+        # profile is still being learned, a daily step also looks like a settled shift,
+        # and an anchor that chased every one would leave the profile nothing to learn:
+        # then only a shift whose context anomaly has lasted is adopted (checked again
+        # when it has lasted long enough).
+        ended = self.shifting and abs_sustained < SHIFT_OFF
         if abs_sustained > SHIFT_ON:
             self.shifting = True
-        elif self.shifting and abs_sustained < SHIFT_OFF:
+        elif ended:
             self.shifting = False
-            if abs(self.level - anchor) > SHIFT_ADOPT * (
-                spread if self.season_on else spread_plain
-            ):
+        learning = t - self.t_first < SEASON_AFTER_S
+        lasted = self.context_age >= CONTEXT_ADOPT_AFTER
+        check = ended or (learning and self.context_age == CONTEXT_ADOPT_AFTER)
+        if check and not self.shifting and not self.adopting and (lasted or not learning):
+            limit = SHIFT_ADOPT * (spread if self.season_on else spread_plain)
+            if abs(self.level - anchor) > limit:
                 self.adopting = FOLLOW_READINGS
                 self.context = 0.0
         if n % 64 == 0:

@@ -236,3 +236,13 @@ def test_weekly_step_on_a_daily_wave_is_flagged_briefly_then_adopted() -> None:
     weekend_start = 5 * 288  # the first switch after the profile is trusted
     assert max(scores[weekend_start : weekend_start + 20]) > 0.5
     assert sum(s > 0.5 for s in scores[weekend_start : weekend_start + 288]) < 60
+
+
+def test_a_jump_of_a_hundred_spreads_is_news_for_a_few_readings_not_hundreds() -> None:
+    """A sawtooth (a ramp that resets): each reset is flagged, then the model follows."""
+    rng = random.Random(9)
+    model = SeriesModel()
+    scores = [model.observe(300.0 * i, (i % 500) / 10 + rng.gauss(0, 0.3)) for i in range(2000)]
+    reset = 1500
+    assert scores[reset] > 0.9
+    assert sum(s > 0.5 for s in scores[reset : reset + 200]) < 30
