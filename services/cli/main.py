@@ -6,6 +6,7 @@ vigil simulate --target HOST:PORT ...     simulated devices against any ingest
 vigil token device ID | dashboard         print a credential
 vigil replay --input IN.csv --output OUT.csv   back-test the detector on a CSV
 vigil rules check FILE                    validate a rules file
+vigil bench [--quick] [--json FILE]       measure every stage against its baseline
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def parser() -> argparse.ArgumentParser:
     rule_ops = rules.add_subparsers(dest="op", required=True)
     check = rule_ops.add_parser("check", help="validate a rules file; exit 2 naming the line")
     check.add_argument("file", type=Path)
+
+    from bench.cli import add_arguments
+
+    add_arguments(sub.add_parser("bench", help="measure every stage against its baseline"))
     return top
 
 
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
     if args.command == "serve":
         from services.common.bootstrap import main as serve_main
 
@@ -160,6 +165,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         rules = load(args.file)
         print(f"{args.file}: ok ({len(rules.sensors)} sensors, {len(rules.overrides)} overrides)")
         return 0
+    if args.command == "bench":
+        from bench.run import main as bench_main
+
+        return bench_main(args)
     if args.command == "up":
         from services.cli.stack import Stack
 
