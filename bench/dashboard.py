@@ -46,6 +46,11 @@ class Watch:
     alert_of: dict[str, float] = field(default_factory=dict)  # alert id -> due time
     alert: list[float] = field(default_factory=list)
     insight: list[float] = field(default_factory=list)
+    # The alert's path in two: due -> appended to vigil:events (the stream id is Redis's
+    # clock, the same host's), and appended -> on the screen.
+    to_stream: list[float] = field(default_factory=list)
+    to_screen: list[float] = field(default_factory=list)
+    wall_offset: float = field(default_factory=lambda: time.time() - time.perf_counter())
     unexpected: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -60,7 +65,7 @@ class Watch:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), remaining)
 
-    def seen(self, event: dict[str, object], now: float) -> None:
+    def seen(self, entry_id: str, event: dict[str, object], now: float) -> None:
         self.changed.set()
         if event.get("kind") == "alert" and event.get("state") in ("opened", "escalated"):
             due = self.due.pop(str(event.get("device_id")), None)
@@ -69,6 +74,9 @@ class Watch:
                 return
             self.alert.append(now - due)
             self.alert_of[str(event.get("alert_id"))] = due
+            appended = int(entry_id.split("-", 1)[0]) / 1000 - self.wall_offset
+            self.to_stream.append(appended - due)
+            self.to_screen.append(now - appended)
         elif event.get("kind") == "insight":
             due = self.alert_of.pop(str(event.get("alert_id")), None)
             if due is not None:  # the first insight of an alert; later ones supersede it
@@ -82,7 +90,7 @@ async def _listen(ws: aiohttp.ClientWebSocketResponse, watch: Watch) -> None:
         now = time.perf_counter()
         frame = json.loads(message.data)
         if frame.get("type") == "event":
-            watch.seen(frame["event"], now)
+            watch.seen(frame["id"], frame["event"], now)
 
 
 def _readings(now: float, rng: random.Random, spike: bool) -> list[common_pb2.Reading]:
@@ -140,6 +148,8 @@ async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
         "alerts_missed": len(watch.due),
         "unexpected_alerts": watch.unexpected,
         "analyzer": "built-in (no API key)",
+        "alert_due_to_stream_ms": _quantiles(watch.to_stream),
+        "alert_stream_to_screen_ms": _quantiles(watch.to_screen),
         "client": "aiohttp WebSocket",
     }
     base = "the same batch acked at the device"
@@ -159,6 +169,10 @@ async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
                 )
             )
     return figures
+
+
+def _quantiles(samples: list[float]) -> dict[str, float]:
+    return {f"p{q * 100:g}": round(percentile(samples, q) * 1e3, 2) for q in (0.5, 0.99)}
 
 
 async def _stream(

@@ -280,24 +280,22 @@ async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
         redis = connect(running.redis.url)
         try:
 
-            async def one(clients: int, slow: int = 0) -> Outcome:
-                progress(
-                    f"fanout: {clients} clients ({slow} slow), {rate:g} events/s, {seconds:g} s"
-                )
-                return await measure(notifier, token, redis, Run(clients, slow, rate, seconds))
+            async def one(clients: int, slow: int = 0, at: float = rate) -> Outcome:
+                progress(f"fanout: {clients} clients ({slow} slow), {at:g} events/s, {seconds:g} s")
+                return await measure(notifier, token, redis, Run(clients, slow, at, seconds))
 
-            single = await one(1)
-            floor = _pooled(single.latencies)
+            floor = _pooled((await one(1)).latencies)
+            pooled: dict[int, list[float]] = {}
             for clients in (100, 1000):
                 outcome = await one(clients)
-                pooled = _pooled(outcome.latencies)
+                pooled[clients] = _pooled(outcome.latencies)
                 params = _params(clients, 0, rate, seconds, outcome)
                 for q in (0.5, 0.99):
                     figures.append(
                         Figure(
                             STAGE,
-                            f"fan-out to {clients:,} clients, p{q * 100:g}",
-                            percentile(pooled, q) * 1e3,
+                            f"fan-out to {clients:,} clients at {rate:g} events/s, p{q * 100:g}",
+                            percentile(pooled[clients], q) * 1e3,
                             "ms",
                             percentile(floor, q) * 1e3,
                             f"one client, p{q * 100:g}",
@@ -305,6 +303,21 @@ async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
                             params,
                         )
                     )
+            if not quick:  # five times the rate: where the headroom ends
+                fast = 5 * rate
+                outcome = await one(1000, at=fast)
+                figures.append(
+                    Figure(
+                        STAGE,
+                        f"fan-out to 1,000 clients at {fast:g} events/s, p99",
+                        percentile(_pooled(outcome.latencies), 0.99) * 1e3,
+                        "ms",
+                        percentile(pooled[1000], 0.99) * 1e3,
+                        f"the same at {rate:g} events/s",
+                        Target("<", 100.0),
+                        _params(1000, 0, fast, seconds, outcome),
+                    )
+                )
             figures += await _slow_figures(one, quick, rate, seconds)
         finally:
             await redis.aclose()
@@ -334,7 +347,7 @@ async def _slow_figures(
     return [
         Figure(
             STAGE,
-            "fan-out p99 of the 900 others with 100 slow clients",
+            f"fan-out p99 of the 900 others with 100 slow clients, {rate:g} events/s",
             percentile(with_slow, 0.99) * 1e3,
             "ms",
             p99_without,
