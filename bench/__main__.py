@@ -1,11 +1,8 @@
-"""`python -m bench`: the same as `vigil bench`."""
+"""`python -m bench [--quick] [--json FILE] [--stage NAME]`: the same as `vigil bench`."""
 
-import argparse
+import sys
 
-from bench.cli import add_arguments
-from bench.run import main
+from services.cli.main import main
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Vigil benchmarks.")
-    add_arguments(parser)
-    raise SystemExit(main(parser.parse_args()))
+    raise SystemExit(main(["bench", *sys.argv[1:]]))

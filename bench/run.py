@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import cache, dashboard, detector, fanout, ingest, machine, memory, queue, ratelimit
-from bench.cli import STAGES
 from bench.report import Figure, document, table
+from services.cli.main import BENCH_STAGES as STAGES
 from services.common.embedded_redis import EmbeddedRedis
 from services.common.redis_client import connect
 

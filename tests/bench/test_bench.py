@@ -17,8 +17,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from bench.cli import STAGES
 from bench.report import Figure, Target, document, validate
+from services.cli.main import BENCH_STAGES as STAGES
 
 
 @pytest.mark.timeout(300)
@@ -107,3 +107,27 @@ def test_the_schema_refuses_a_figure_without_its_baseline_field() -> None:
     del doc["figures"][0]["baseline"]
     with pytest.raises(jsonschema.ValidationError):
         validate(doc)
+
+
+def test_the_vigil_command_works_where_the_benchmarks_are_not_installed() -> None:
+    """The image carries services/, not bench/: `vigil serve` and friends must not need it."""
+    without_bench = (
+        "import sys; sys.modules['bench'] = None; "
+        "from services.cli.main import main; raise SystemExit(main(sys.argv[1:]))"
+    )
+
+    def vigil(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", without_bench, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"VIGIL_DEVICE_SECRET": "ab" * 32, "PATH": ""},
+        )
+
+    token = vigil("token", "device", "press-7")
+    assert token.returncode == 0 and len(token.stdout.strip()) == 64, token.stderr
+    bench = vigil("bench", "--quick")
+    assert bench.returncode == 2
+    assert "bench needs Vigil's source tree" in bench.stderr
