@@ -69,7 +69,8 @@ class Service:
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
 
-    async def _read(self, ready: asyncio.Future[None], needs: set[str]) -> None:
+    async def pump(self, ready: asyncio.Future[None], needs: set[str]) -> None:
+        """Read its JSON log: note the ports it names, resolve `ready` at "ready"."""
         assert self.process.stderr is not None
         async for raw in self.process.stderr:
             try:
@@ -147,7 +148,7 @@ class Cluster:
         self.services[name] = service
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         needs = {"grpc_port", "http_port"} if name == "notifier" else {"grpc_port"}
-        self._pumps.append(asyncio.create_task(service._read(ready, needs)))
+        self._pumps.append(asyncio.create_task(service.pump(ready, needs)))
         await asyncio.wait_for(ready, READY_TIMEOUT_S)
         return service
 
