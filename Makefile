@@ -14,7 +14,7 @@ K8S_TOOLS := $(VENV)/k8s-tools
 K8S_STAMP := $(K8S_TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test proto proto-check lint browser k8s-check eval clean
+.PHONY: help venv run test proto proto-check lint browser k8s-check eval bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -61,9 +61,15 @@ eval: $(STAMP) ## detector quality on a labelled corpus (vs a z-score baseline) 
 	$(PY) -m services.detector.evaluation --seed 7
 	$(PY) -m services.detector.evaluation.throughput
 
+bench: $(STAMP) ## every stage against its baseline (about 5 min; ARGS="--json FILE" for the report)
+	$(VENV)/bin/vigil bench $(ARGS)
+
+bench-quick: $(STAMP) ## the CI-sized run of `make bench` (about a minute)
+	$(VENV)/bin/vigil bench --quick $(ARGS)
+
 lint: $(STAMP) ## ruff and mypy --strict
-	$(VENV)/bin/ruff check services tests
-	$(VENV)/bin/ruff format --check services tests
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench
 	$(VENV)/bin/mypy
 
 clean: ## remove the virtualenv, caches and local stack state

@@ -1,1 +1,2 @@
-"""Benchmarks: measured figures with their baselines, run on loopback with a private Redis."""
+"""Vigil's benchmarks (`make bench`, `vigil bench`): every stage measured on loopback
+with a private Redis, each figure beside a baseline measured in the same run."""

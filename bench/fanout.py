@@ -1,18 +1,23 @@
-"""Fan-out latency of the notifier to N loopback WebSocket clients.
+"""Notifier fan-out: latency from an event's publication to its arrival at each of N
+loopback WebSocket clients, and what 10% slow clients do to everybody else's.
 
-Starts a private redis-server and one notifier process (`vigil serve notifier`, as in
-production), connects N dashboard clients from this process, then publishes events to
-`vigil:events` at a fixed rate. Each event carries its publish time; each client notes
-when it arrives. Reported: latency p50/p90/p99/max over every (event, client) pair,
-deliveries per second, and events missed (must be 0).
+One notifier process (`vigil serve notifier`, default settings) on a private Redis;
+this process publishes events to `vigil:events` at a fixed rate, each carrying its
+publication time, and hosts the clients: raw asyncio protocols that frame and parse
+only what they need, so 1,000 of them cost the harness little and the figure is the
+notifier's (both processes' CPU is reported to check that). Latency is taken over
+every (event, client) pair after a warm-up; an event any client misses is counted.
 
-    .venv/bin/python bench/fanout.py --clients 1000 --rate 20 --seconds 10
+Slow clients have a 4 KiB receive buffer and read a little every half second. On
+loopback the kernel would absorb such a reader for megabytes, so before the
+measurement they are sent 4 MB of padding while not reading at all: from then on
+the notifier's own slow path (bounded mailbox, sender task) holds their backlog, as
+on a real slow link. The others' p99 is compared with the same clients' p99 in a run
+where the 10% read normally.
 
-Bounded by design: at most 5,000 clients, 1,000 events/s and 120 s, on 127.0.0.1
-only. The notifier runs in its own process; the clients are raw asyncio protocols that
-parse only what they need, so on a 2-core machine the figure is the notifier's, not
-the harness's (both processes' CPU use is reported to check that). Prints one JSON
-line last, for tooling.
+    python -m bench.fanout --clients 1000 --rate 20 --seconds 10 [--slow 0.1]
+
+Bounded: at most 5,000 clients, 1,000 events/s and 120 s, on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -24,76 +29,66 @@ import contextlib
 import json
 import os
 import re
-import secrets
-import statistics
-import sys
-import tempfile
+import socket
 import time
-from asyncio.subprocess import Process
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-import aiohttp
+from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.procs import Service, cluster, cpu_seconds
+from bench.report import Figure, Target
+from bench.stats import percentile
+from services.common.auth import dashboard_token
+from services.common.events import publish
+from services.common.redis_client import connect
 
-from services.common.auth import dashboard_token  # noqa: E402
-from services.common.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
-from services.common.events import publish  # noqa: E402
-from services.common.redis_client import connect  # noqa: E402
-
+STAGE = "fanout"
 SENT = re.compile(rb'"sent":([0-9.]+),"n":(\d+)')
+SLOW_RCVBUF = 4096
+SLOW_READ_EVERY_S = 0.5
+PAD = "x" * 2000
+PREFILL_EVENTS = 2000  # 4 MB per slow client: past what loopback's kernel buffers hold
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=20.0, help="events published per second")
-    parser.add_argument("--seconds", type=float, default=10.0, help="publishing time measured")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds published, not measured")
-    parser.add_argument("--batch", action="store_true", help="clients ask for batch frames")
-    args = parser.parse_args()
-    if not (1 <= args.clients <= 5000 and 0 < args.rate <= 1000 and 0 < args.seconds <= 120):
-        parser.error("bounds: 1-5000 clients, rate <= 1000/s, seconds <= 120")
-    return args
+@dataclass
+class Tally:
+    """Shared by the clients of one run: how many have seen every event."""
 
+    clients: int
+    expected: int = 0
+    subscribed: int = 0
+    complete: int = 0
+    all_subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    all_complete: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
-async def wait_ready(url: str, process: Process, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise RuntimeError("the notifier exited during start-up")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)  # polling a process we do not own: nothing to await
-    raise RuntimeError("the notifier did not become ready")
+    async def subscribed_at_least(self, count: int) -> None:
+        if self.subscribed < count:
+            future = asyncio.get_running_loop().create_future()
+            self.waiting.append((count, future))
+            await future
 
 
 class Client(asyncio.Protocol):
-    """A minimal WebSocket client on a raw asyncio protocol: it frames and reads only
-    what it needs, so 1,000 of them in one process cost far less than 1,000 aiohttp
-    clients and the figure measures the notifier, not the harness."""
+    """A minimal WebSocket client on a raw asyncio protocol."""
 
-    #: Events each client must see; clients that have seen them all; set when all have.
-    expected = 0
-    complete = 0
-    all_complete: asyncio.Event
-
-    def __init__(self, subscribe: bytes, connected: asyncio.Event, counter: list[int]) -> None:
+    def __init__(self, subscribe: bytes, tally: Tally, counted: bool) -> None:
         self.subscribe = subscribe
-        self.connected = connected
-        self.counter = counter
+        self.tally = tally
+        self.counted = counted  # slow clients do not hold up the end of a run
         self.buffer = b""
         self.upgraded = False
         self.latencies: list[float] = []
         self.seen: set[int] = set()
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
@@ -102,7 +97,8 @@ class Client(asyncio.Protocol):
             head, sep, rest = self.buffer.partition(b"\r\n\r\n")
             if not sep:
                 return
-            assert head.startswith(b"HTTP/1.1 101"), head[:80]
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise RuntimeError(f"no WebSocket upgrade: {head[:80]!r}")
             self.upgraded, self.buffer = True, rest
             self.transport.write(self.subscribe)
         while len(self.buffer) >= 2:
@@ -115,17 +111,45 @@ class Client(asyncio.Protocol):
                 return
             payload, self.buffer = self.buffer[start : start + size], self.buffer[start + size :]
             if payload == b'{"type":"subscribed"}':
-                self.counter[0] += 1
-                if self.counter[0] == self.counter[1]:
-                    self.connected.set()
+                self.subscribed()
                 continue
             for sent, n in SENT.findall(payload):
                 self.latencies.append(now - float(sent))
                 self.seen.add(int(n))
-                if len(self.seen) == Client.expected:
-                    Client.complete += 1
-                    if Client.complete == self.counter[1]:
-                        Client.all_complete.set()
+                if self.counted and len(self.seen) == self.tally.expected:
+                    self.tally.complete += 1
+                    if self.tally.complete == self.tally.clients:
+                        self.tally.all_complete.set()
+
+    def subscribed(self) -> None:
+        tally = self.tally
+        tally.subscribed += 1
+        for count, future in tally.waiting:
+            if tally.subscribed >= count and not future.done():
+                future.set_result(None)
+        if tally.subscribed == tally.clients:
+            tally.all_subscribed.set()
+
+
+class SlowClient(Client):
+    """Subscribes, then reads nothing until `start_reading`; after that, one chunk of
+    its 4 KiB receive buffer every SLOW_READ_EVERY_S."""
+
+    def subscribed(self) -> None:
+        super().subscribed()
+        self.transport.pause_reading()
+
+    def start_reading(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:
+            if self.closed:
+                return
+            self.transport.resume_reading()
+            loop.call_soon(self.transport.pause_reading)  # after one read
+            loop.call_later(SLOW_READ_EVERY_S, tick)
+
+        tick()
 
 
 def masked_text(payload: bytes) -> bytes:
@@ -137,13 +161,14 @@ def masked_text(payload: bytes) -> bytes:
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-async def open_client(
-    port: int, subscribe: bytes, connected: asyncio.Event, counter: list[int]
-) -> Client:
+async def open_client(port: int, client: Client, small_buffer: bool) -> Client:
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(
-        lambda: Client(subscribe, connected, counter), "127.0.0.1", port
-    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if small_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.create_connection(lambda: client, sock=sock)
     key = base64.b64encode(os.urandom(16)).decode()
     client.transport.write(
         f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -153,110 +178,245 @@ async def open_client(
     return client
 
 
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp), appendonly=False) as redis:
-        secret = secrets.token_hex(32)
-        http_port = free_port()
-        env = {
-            **os.environ,
-            "REDIS_URL": redis.url,
-            "VIGIL_DASHBOARD_SECRET": secret,
-            "VIGIL_HTTP_PORT": str(http_port),
-            "VIGIL_GRPC_PORT": str(free_port()),
-            "VIGIL_METRICS_PORT": str(free_port()),
-            "VIGIL_LOG_LEVEL": "warning",
-            "VIGIL_WS_QUEUE": "100000",
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli", "serve", "notifier", env=env, cwd=ROOT
-        )
-        try:
-            await wait_ready(f"http://127.0.0.1:{http_port}", process)
-            return await measure(
-                args, http_port, dashboard_token(secret, "bench"), redis.url, process.pid
-            )
-        finally:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 15)
+@dataclass
+class Run:
+    clients: int
+    slow: int
+    rate: float
+    seconds: float
+    warmup: float = 1.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+@dataclass
+class Outcome:
+    latencies: list[list[float]]  # per normal client, after the warm-up
+    missed: int
+    deliveries_per_s: float
+    notifier_cpu: float
+    clients_cpu: float
+    slow_cut_off: int
 
 
-async def measure(
-    args: argparse.Namespace, port: int, token: str, redis_url: str, notifier_pid: int
-) -> dict[str, Any]:
-    connected = asyncio.Event()
-    counter = [0, args.clients]
-    subscribe = masked_text(json.dumps({"type": "subscribe", "token": token,
-                                        "batch": args.batch}).encode())  # fmt: skip
-    clients = [await open_client(port, subscribe, connected, counter) for _ in range(args.clients)]
+async def _connect_all(port: int, clients: list[tuple[Client, bool]], tally: Tally) -> None:
+    # A few handshakes at a time, each lot subscribed before the next: connects beyond
+    # what the server has accepted overflow its listen backlog and wait for SYN retries.
+    for start in range(0, len(clients), 50):
+        lot = clients[start : start + 50]
+        await asyncio.gather(*(open_client(port, c, s) for c, s in lot))
+        await asyncio.wait_for(tally.subscribed_at_least(start + len(lot)), 30)
+    await asyncio.wait_for(tally.all_subscribed.wait(), 30)
+
+
+async def measure(notifier: Service, token: str, redis: Redis, run: Run) -> Outcome:
+    port = notifier.ports["http_port"]
+    subscribe = masked_text(json.dumps({"type": "subscribe", "token": token}).encode())
+    slow_tally = Tally(run.slow)
+    slow = [SlowClient(subscribe, slow_tally, counted=False) for _ in range(run.slow)]
+    normal_tally = Tally(run.clients - run.slow)
+    normal = [Client(subscribe, normal_tally, counted=True) for _ in range(normal_tally.clients)]
+    everyone: list[Client] = [*normal, *slow]
     try:
-        await asyncio.wait_for(connected.wait(), 120)
-        redis = connect(redis_url)
-        interval = 1.0 / args.rate
-        warm = int(args.warmup * args.rate)
-        total = warm + int(args.seconds * args.rate)
-        Client.expected, Client.complete, Client.all_complete = total, 0, asyncio.Event()
+        if slow:
+            await _connect_all(port, [(c, True) for c in slow], slow_tally)
+            for n in range(PREFILL_EVENTS):  # while the slow ones read nothing at all
+                await publish(
+                    redis,
+                    {"kind": "bench", "device_id": "bench", "severity": None, "pad": PAD, "p": n},
+                )
+        await _connect_all(port, [(c, False) for c in normal], normal_tally)
+        for slow_client in slow:
+            slow_client.start_reading()
+        interval = 1.0 / run.rate
+        warm = int(run.warmup * run.rate)
+        total = warm + int(run.seconds * run.rate)
+        normal_tally.expected = total
+        cpu_before = cpu_seconds(notifier.pid), cpu_seconds(os.getpid())
         started = time.perf_counter()
-        cpu_before = cpu_seconds(notifier_pid), cpu_seconds(os.getpid())
         for n in range(total):
             # Paced on a schedule, not by sleeping a fixed gap: slowness does not add up.
             delay = started + n * interval - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await publish(redis, {"kind": "bench", "device_id": "bench", "severity": None,
-                                  "sent": time.time(), "n": n})  # fmt: skip
+            await publish(
+                redis,
+                {
+                    "kind": "bench",
+                    "device_id": "bench",
+                    "severity": None,
+                    "sent": time.time(),
+                    "n": n,
+                },
+            )
         published_for = time.perf_counter() - started
-        notifier_cpu = (cpu_seconds(notifier_pid) - cpu_before[0]) / published_for
+        notifier_cpu = (cpu_seconds(notifier.pid) - cpu_before[0]) / published_for
         clients_cpu = (cpu_seconds(os.getpid()) - cpu_before[1]) / published_for
-        # Let the last events arrive (bounded), then stop.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(Client.all_complete.wait(), 30)
-        await redis.aclose()
+        with contextlib.suppress(TimeoutError):  # the last events in flight (bounded)
+            await asyncio.wait_for(normal_tally.all_complete.wait(), 30)
     finally:
-        for client in clients:
-            client.transport.close()
-    measured = sorted(lat for c in clients for lat in c.latencies[warm:])
-    cuts = statistics.quantiles(measured, n=100)
-    missed = sum(total - len(c.seen) for c in clients)
+        for client in everyone:
+            if hasattr(client, "transport"):
+                client.transport.close()
+    return Outcome(
+        latencies=[c.latencies[warm:] for c in normal],
+        missed=sum(total - len(c.seen) for c in normal),
+        deliveries_per_s=total * run.clients / published_for,
+        notifier_cpu=round(notifier_cpu, 2),
+        clients_cpu=round(clients_cpu, 2),
+        slow_cut_off=sum(c.closed for c in slow),
+    )
+
+
+def _pooled(latencies: list[list[float]]) -> list[float]:
+    return [x for client in latencies for x in client]
+
+
+async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
+    rate = 20.0
+    seconds = 2.0 if quick else 10.0
+    figures: list[Figure] = []
+    async with cluster() as running:
+        notifier = await running.start("notifier")
+        token = dashboard_token(running.dashboard_secret, "bench")
+        redis = connect(running.redis.url)
+        try:
+
+            async def one(clients: int, slow: int = 0, at: float = rate) -> Outcome:
+                progress(f"fanout: {clients} clients ({slow} slow), {at:g} events/s, {seconds:g} s")
+                return await measure(notifier, token, redis, Run(clients, slow, at, seconds))
+
+            floor = _pooled((await one(1)).latencies)
+            pooled: dict[int, list[float]] = {}
+            for clients in (100, 1000):
+                outcome = await one(clients)
+                pooled[clients] = _pooled(outcome.latencies)
+                params = _params(clients, 0, rate, seconds, outcome)
+                for q in (0.5, 0.99):
+                    figures.append(
+                        Figure(
+                            STAGE,
+                            f"fan-out to {clients:,} clients at {rate:g} events/s, p{q * 100:g}",
+                            percentile(pooled[clients], q) * 1e3,
+                            "ms",
+                            percentile(floor, q) * 1e3,
+                            f"one client, p{q * 100:g}",
+                            Target("<", 100.0) if clients == 1000 and q == 0.99 else None,
+                            params,
+                        )
+                    )
+            if not quick:  # five times the rate: where the headroom ends
+                fast = 5 * rate
+                outcome = await one(1000, at=fast)
+                figures.append(
+                    Figure(
+                        STAGE,
+                        f"fan-out to 1,000 clients at {fast:g} events/s, p99",
+                        percentile(_pooled(outcome.latencies), 0.99) * 1e3,
+                        "ms",
+                        percentile(pooled[1000], 0.99) * 1e3,
+                        f"the same at {rate:g} events/s",
+                        Target("<", 100.0),
+                        _params(1000, 0, fast, seconds, outcome),
+                    )
+                )
+            figures += await _slow_figures(one, quick, rate, seconds)
+        finally:
+            await redis.aclose()
+    return figures
+
+
+async def _slow_figures(
+    one: Callable[..., Any], quick: bool, rate: float, seconds: float
+) -> list[Figure]:
+    """The same 900 clients with the other 100 normal, then slow, in turns."""
+    clients, slow = 1000, 100
+    with_slow: list[float] = []
+    without: list[float] = []
+    ratios: list[float] = []
+    last: Outcome | None = None
+    for _ in range(1 if quick else 2):
+        plain: Outcome = await one(clients)
+        others = _pooled(plain.latencies[: clients - slow])
+        last = await one(clients, slow)
+        slowed = _pooled(last.latencies)
+        without += others
+        with_slow += slowed
+        ratios.append(percentile(slowed, 0.99) / percentile(others, 0.99))
+    assert last is not None
+    params = {**_params(clients, slow, rate, seconds, last), "pairs": len(ratios)}
+    p99_without = percentile(without, 0.99) * 1e3
+    return [
+        Figure(
+            STAGE,
+            f"fan-out p99 of the 900 others with 100 slow clients, {rate:g} events/s",
+            percentile(with_slow, 0.99) * 1e3,
+            "ms",
+            p99_without,
+            "the same 900 clients, the other 100 reading normally",
+            Target("<=", 1.2, "ratio"),
+            params,
+            [round(r, 3) for r in ratios],
+        ),
+    ]
+
+
+def _params(clients: int, slow: int, rate: float, seconds: float, o: Outcome) -> dict[str, Any]:
     return {
-        "clients": args.clients,
-        "rate": args.rate,
-        "seconds": args.seconds,
-        "batch": args.batch,
-        "deliveries": len(measured),
-        "deliveries_per_s": round(total * args.clients / published_for),
-        "p50_ms": round(cuts[49] * 1e3, 2),
-        "p90_ms": round(cuts[89] * 1e3, 2),
-        "p99_ms": round(cuts[98] * 1e3, 2),
-        "max_ms": round(measured[-1] * 1e3, 2),
-        "missed": missed,
-        # Share of one core used while publishing: near 1.0 means that side is the limit.
-        "notifier_cpu": round(notifier_cpu, 2),
-        "clients_cpu": round(clients_cpu, 2),
+        "clients": clients,
+        "slow_clients": slow,
+        "events_per_s": rate,
+        "seconds": seconds,
+        "deliveries_per_s": round(o.deliveries_per_s),
+        "missed": o.missed,
+        "notifier_cpu_cores": o.notifier_cpu,
+        "clients_cpu_cores": o.clients_cpu,
+        "slow_cut_off": o.slow_cut_off,
+        "notifier": "one process, default settings",
     }
 
 
 def main() -> None:
-    args = parse_args()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fanout", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--slow", type=float, default=0.0, help="share of slow clients (0-0.5)")
+    parser.add_argument("--rate", type=float, default=20.0, help="events published per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="publishing time measured")
+    args = parser.parse_args()
+    if not (
+        1 <= args.clients <= 5000
+        and 0 < args.rate <= 1000
+        and 0 < args.seconds <= 120
+        and 0 <= args.slow <= 0.5
+    ):
+        parser.error("bounds: 1-5000 clients, rate <= 1000/s, seconds <= 120, slow <= 0.5")
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    result = asyncio.run(bench(args))
-    print(
-        f"fan-out to {result['clients']} clients at {result['rate']:g} events/s "
-        f"(batch={result['batch']}): "
-        f"p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, "
-        f"max {result['max_ms']} ms; {result['deliveries_per_s']} deliveries/s; "
-        f"missed {result['missed']}; CPU notifier {result['notifier_cpu']:.0%}, "
-        f"clients {result['clients_cpu']:.0%}"
-    )
-    print(json.dumps(result))
+
+    async def go() -> dict[str, Any]:
+        async with cluster() as running:
+            notifier = await running.start("notifier")
+            redis = connect(running.redis.url)
+            try:
+                slow = int(args.clients * args.slow)
+                o = await measure(
+                    notifier,
+                    dashboard_token(running.dashboard_secret, "bench"),
+                    redis,
+                    Run(args.clients, slow, args.rate, args.seconds),
+                )
+            finally:
+                await redis.aclose()
+        pooled = _pooled(o.latencies)
+        return {
+            **_params(args.clients, slow, args.rate, args.seconds, o),
+            **{f"p{q}_ms": round(percentile(pooled, q / 100) * 1e3, 2) for q in (50, 90, 99)},
+            "max_ms": round(max(pooled) * 1e3, 2),
+        }
+
+    print(json.dumps(asyncio.run(go())))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ vigil simulate --target HOST:PORT ...     simulated devices against any ingest
 vigil token device ID | dashboard         print a credential
 vigil replay --input IN.csv --output OUT.csv   back-test the detector on a CSV
 vigil rules check FILE                    validate a rules file
+vigil bench [--quick] [--json FILE]       measure every stage against its baseline
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ from services.common import auth, logs
 from services.common.errors import ConfigError
 
 DEFAULT_STATE = Path(".vigil")
+#: The stages of `vigil bench`, in the order it runs them (bench/run.py).
+BENCH_STAGES = (
+    "detector",
+    "queue",
+    "cache",
+    "ratelimit",
+    "memory",
+    "ingest",
+    "dashboard",
+    "fanout",
+)
 
 
 def _positive_float(text: str) -> float:
@@ -102,6 +114,19 @@ def parser() -> argparse.ArgumentParser:
     rule_ops = rules.add_subparsers(dest="op", required=True)
     check = rule_ops.add_parser("check", help="validate a rules file; exit 2 naming the line")
     check.add_argument("file", type=Path)
+
+    bench = sub.add_parser("bench", help="measure every stage against its baseline")
+    bench.add_argument(
+        "--quick", action="store_true", help="smaller runs, under 2 minutes (CI-sized)"
+    )
+    bench.add_argument("--json", type=Path, default=None, help="also write the report here")
+    bench.add_argument(
+        "--stage",
+        action="append",
+        choices=BENCH_STAGES,
+        default=None,
+        help="run only this stage (repeatable; default: all, in this order)",
+    )
     return top
 
 
@@ -116,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one return per command
     if args.command == "serve":
         from services.common.bootstrap import main as serve_main
 
@@ -160,6 +185,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         rules = load(args.file)
         print(f"{args.file}: ok ({len(rules.sensors)} sensors, {len(rules.overrides)} overrides)")
         return 0
+    if args.command == "bench":
+        try:
+            from bench.run import main as bench_main
+        except ImportError:  # an image carries the services, not the benchmarks
+            print(
+                "vigil: bench needs Vigil's source tree (run `make bench` there)", file=sys.stderr
+            )
+            return 2
+        return bench_main(args)
     if args.command == "up":
         from services.cli.stack import Stack
 

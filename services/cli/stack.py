@@ -58,24 +58,40 @@ class Stack:
         self.procs: list[Proc] = []
         self.redis: EmbeddedRedis | None = None
 
-    def _port(self, default: int, what: str) -> int:
+    def _ports(self, wanted: dict[str, int]) -> dict[str, int]:
+        """The port for each use: the defaults, all checked before any is refused, so one
+        message names every busy port at once; or free ones with `--free-ports`."""
         if self.free_ports:
-            return free_port(HOST)
-        if port_in_use(HOST, default):
+            return {what: free_port(HOST) for what in wanted}
+        busy = [
+            f"{HOST}:{port} ({what})" for what, port in wanted.items() if port_in_use(HOST, port)
+        ]
+        if len(busy) == 1:
             raise ConfigError(
-                f"port {HOST}:{default} ({what}) is already in use; "
+                f"port {busy[0]} is already in use; "
                 "stop what uses it or run `vigil up --free-ports`"
             )
-        return default
+        if busy:
+            raise ConfigError(
+                f"ports {', '.join(busy)} are already in use; "
+                "stop what uses them or run `vigil up --free-ports`"
+            )
+        return dict(wanted)
 
     async def run(self) -> int:
         secrets = local_secrets.load_or_create(self.state_dir)
-        ports = {
-            name: (self._port(g, f"{name} gRPC"), self._port(m, f"{name} metrics"))
+        wanted = {
+            f"{name} {kind}": port
             for name, (g, m) in DEFAULT_PORTS.items()
+            for kind, port in (("gRPC", g), ("metrics", m))
         }
-        dashboard_port = self._port(DASHBOARD_PORT, "dashboard HTTP")
-        redis_port = self._port(REDIS_PORT, "Redis")
+        wanted |= {"dashboard HTTP": DASHBOARD_PORT, "Redis": REDIS_PORT}
+        chosen = self._ports(wanted)
+        ports = {
+            name: (chosen[f"{name} gRPC"], chosen[f"{name} metrics"]) for name in DEFAULT_PORTS
+        }
+        dashboard_port = chosen["dashboard HTTP"]
+        redis_port = chosen["Redis"]
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

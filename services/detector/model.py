@@ -72,6 +72,7 @@ FOLLOW_READINGS = 40
 ALPHA_FOLLOW = 0.1
 SHIFT_ON = 2.5
 SHIFT_OFF = 1.0
+SHIFT_JUMP = 5.0  # sustained surprise (sigma) at which the local level restarts at the value
 LEARN_BELOW = 4.5  # readings this surprising do not teach the calibration
 WARMUP = 30
 FIRST_SCORED = 10
@@ -334,6 +335,14 @@ class SeriesModel:
         variance = self.variance + ALPHA_VARIANCE * (az - self.variance)
         self.variance = variance
         abs_sustained = sustained if sustained >= 0.0 else -sustained
+        if abs_sustained > SHIFT_JUMP:
+            # Several large residuals of one sign in a row: the level has moved. Clipped
+            # updates would take hundreds of readings to follow a jump of many spreads
+            # (every one of them scored as a fresh surprise); restart the local forecast
+            # at the new level instead. `sustained` still reports the shift.
+            self.level = plain
+            self.trend = 0.0
+            self.b_prev = self.bn_prev = 0.0
 
         # Context forecast: slow anchor plus the daily profile. Slow averages start
         # as plain running means, so they are right from the first day; they do not
@@ -391,15 +400,26 @@ class SeriesModel:
         else:
             adopt = slow if self.context_age < CONTEXT_ADOPT_AFTER else ALPHA_ADOPT
         self.anchor = anchor + adopt * (plain_all - anchor)
+        # A settled shift is adopted: checked when the shift ends. While the daily
+        # profile is still being learned, a daily step also looks like a settled shift,
+        # and an anchor that chased every one would leave the profile nothing to learn:
+        # then only a shift whose context anomaly has lasted is adopted (checked again
+        # when it has lasted long enough).
+        ended = self.shifting and abs_sustained < SHIFT_OFF
         if abs_sustained > SHIFT_ON:
             self.shifting = True
-        elif self.shifting and abs_sustained < SHIFT_OFF:
+        elif ended:
             self.shifting = False
-            if abs(self.level - anchor) > SHIFT_ADOPT * spread_plain:
+        learning = t - self.t_first < SEASON_AFTER_S
+        lasted = self.context_age >= CONTEXT_ADOPT_AFTER
+        check = ended or (learning and self.context_age == CONTEXT_ADOPT_AFTER)
+        if check and not self.shifting and not self.adopting and (lasted or not learning):
+            limit = SHIFT_ADOPT * (spread if self.season_on else spread_plain)
+            if abs(self.level - anchor) > limit:
                 self.adopting = FOLLOW_READINGS
                 self.context = 0.0
         if n % 64 == 0:
-            self._recentre_season()
+            self._recentre_season(i)
 
         # Stuck: a run of identical values against this series' repeat rate.
         # The rate is judged as it was when the run began; a run that lasts fades (a
@@ -519,18 +539,28 @@ class SeriesModel:
             setattr(model, name, value)
         return model
 
-    def _recentre_season(self) -> None:
+    def _recentre_season(self, bin_now: int) -> None:
         """Keep the profile's mean at zero (the anchor holds the level), and decide
-        whether it explains the series better than the anchor alone."""
+        whether it explains the series better than the anchor alone.
+
+        The local forecast works on values with the profile taken out once it is on, so
+        every change to what is taken out moves its level by the same amount: otherwise
+        switching the profile on at a daily peak reads as a sudden drop.
+        """
         season = self.season
         mean = sum(season) / BINS
         for k in range(BINS):
             season[k] -= mean
         self.anchor += mean
+        was_on = self.season_on
+        if was_on:
+            self.level += mean
         # The profile is worth using when it removes a third of the spread.
         self.season_gain = 1.0 - self.spread / self.spread_plain if self.spread_plain else 0.0
         enough = self.t_last - self.t_first >= SEASON_AFTER_S
-        self.season_on = enough and self.season_gain > (0.25 if self.season_on else 0.35)
+        self.season_on = enough and self.season_gain > (0.25 if was_on else 0.35)
+        if self.season_on != was_on:
+            self.level += -season[bin_now] if self.season_on else season[bin_now]
 
     def _start(self, t: float, x: float, n: int) -> float:
         """The first readings: plain averages give both forecasts a starting point."""

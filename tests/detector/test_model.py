@@ -6,6 +6,7 @@ import math
 import random
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,3 +204,45 @@ def test_durations_read_naturally() -> None:
         "2 h",
         "2 d",
     ]
+
+
+@pytest.mark.parametrize("phase_days", [0.0, 0.13, 0.25, 0.5, 0.77])
+def test_daily_profile_switching_on_is_not_an_anomaly(phase_days: float) -> None:
+    """A clean daily wave at 5-minute cadence: the profile takes over after two days, at
+    whatever point of the wave that happens, and nothing along the way scores high."""
+    rng = random.Random(3)
+    model = SeriesModel()
+    start = 1_396_310_400.0 + phase_days * 86_400  # 2014-04-01, shifted
+    scores = []
+    for i in range(5 * 288):
+        t = start + 300.0 * i
+        value = 50.0 + 10.0 * math.sin(2 * math.pi * t / 86_400) + rng.gauss(0, 1)
+        scores.append(model.observe(t, value))
+    assert model.season_on
+    assert max(scores[288:]) < 0.5
+
+
+def test_weekly_step_on_a_daily_wave_is_flagged_briefly_then_adopted() -> None:
+    """Weekdays 20 above, weekends 20 below, on a daily wave of +-40 (5-minute cadence):
+    each switch is news for a little while, not for most of a day."""
+    rng = random.Random(5)
+    model = SeriesModel()
+    scores = []
+    for i in range(14 * 288):
+        t = 1_396_310_400.0 + 300.0 * i
+        weekday = (i // 288) % 7 < 5
+        value = 100 + 40 * math.sin(2 * math.pi * i / 288) + (20 if weekday else -20)
+        scores.append(model.observe(t, value + rng.gauss(0, 5)))
+    weekend_start = 5 * 288  # the first switch after the profile is trusted
+    assert max(scores[weekend_start : weekend_start + 20]) > 0.5
+    assert sum(s > 0.5 for s in scores[weekend_start : weekend_start + 288]) < 60
+
+
+def test_a_jump_of_a_hundred_spreads_is_news_for_a_few_readings_not_hundreds() -> None:
+    """A sawtooth (a ramp that resets): each reset is flagged, then the model follows."""
+    rng = random.Random(9)
+    model = SeriesModel()
+    scores = [model.observe(300.0 * i, (i % 500) / 10 + rng.gauss(0, 0.3)) for i in range(2000)]
+    reset = 1500
+    assert scores[reset] > 0.9
+    assert sum(s > 0.5 for s in scores[reset : reset + 200]) < 30
