@@ -178,7 +178,12 @@ class Device:
                     raise DeviceRefused(code, exc.details() or "") from None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     pause = retry_after(exc)
-                log.debug("stream ended: %s", code, extra={"device_id": self.device_id})
+                log.debug(
+                    "stream ended: %s %s",
+                    code.name,
+                    exc.details() if hasattr(exc, "details") else "",
+                    extra={"device_id": self.device_id},
+                )
             if self._closing:
                 return
             self.stats.reconnects += 1

@@ -27,7 +27,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from services.common import keys
-from services.common.events import newest_id
+from services.common.events import SEVERITY_BY_NAME, newest_id
+from services.common.queue import alert_job_id
 from tests.support.dashboard import Dashboard
 from tests.support.fleet import Fleet
 
@@ -93,9 +94,11 @@ class Report:
 
 
 def _alert_jobs(alert: dict[str, Any]) -> str | None:
+    """The id of the job an alert event asked for: its episode and severity *level*
+    (the event names the severity; the job id numbers it)."""
     if alert.get("state") not in ("opened", "escalated"):
         return None
-    return f"alert:{alert['episode_id']}:{alert['severity']}"
+    return alert_job_id(alert["episode_id"], SEVERITY_BY_NAME[alert["severity"]])
 
 
 class Checker:
