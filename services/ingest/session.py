@@ -112,6 +112,9 @@ class Session:
         self.drained = asyncio.Condition()
         self.window = parts.flow.window
         self.limit = self.window  # enforced: the old window until the device obeys a new one
+        # Batches the device may still send under `limit` after a lower window was sent:
+        # those it writes before it reads that Flow (see `flow_changed`).
+        self.unseen = 0
         self.strikes: list[float] = []
         self.recent: set[int] = set()
         self.last_seq = 0
@@ -178,10 +181,20 @@ class Session:
         log.info("device disconnected", extra={"device_id": self.connection.device_id})
 
     def flow_changed(self, window: int) -> None:
-        """The controller set a new window: tell the device; enforce it once obeyed."""
+        """The controller set a new window: tell the device; enforce it once obeyed.
+
+        A larger window holds at once. A smaller one cannot: until the device reads this
+        Flow it may fill the window it knew, so up to `limit - unacked` batches may still
+        arrive under the old one. Those are read under the old limit; from the next
+        batch on, the device has seen the new window (it writes only with room under
+        it, and our unacked count is never above its own), so it is enforced."""
         self.window = window
-        if window >= self.limit or self.unacked <= window:
-            self.limit = window
+        if window >= self.limit:
+            self.limit, self.unseen = window, 0
+        else:
+            self.unseen = self.limit - self.unacked
+            if not self.unseen:
+                self.limit = window
         self.outbox.put_nowait(ingest_pb2.ServerMessage(flow=ingest_pb2.Flow(max_in_flight=window)))
 
     async def _stage(self, coro: Any) -> None:
@@ -223,6 +236,10 @@ class Session:
             await self._within_rate(len(rows))
             async with self.drained:
                 self.unacked += 1
+            if self.unseen:
+                self.unseen -= 1
+                if not self.unseen:
+                    self.limit = self.window
             duplicate = batch.seq in self.recent
             await self.to_detect.put(Pending(batch, rows, arrived, duplicate))
         await self.to_detect.put(_END)
@@ -298,8 +315,6 @@ class Session:
             self.parts.flow.observe(latency)
             async with self.drained:
                 self.unacked -= 1
-                if self.unacked <= self.window:
-                    self.limit = self.window
                 self.drained.notify_all()
             self.outbox.put_nowait(ingest_pb2.ServerMessage(ack=ack))
 
