@@ -99,7 +99,9 @@ class Stack:
             loop.add_signal_handler(sig, stopping.set)
 
         started = time.monotonic()
-        self.redis = EmbeddedRedis(self.state_dir / "redis", redis_port)
+        # fsync before every reply: an ack to a device means its batch is on disk, even
+        # if the machine dies (README, Reliability).
+        self.redis = EmbeddedRedis(self.state_dir / "redis", redis_port, appendfsync="always")
         await asyncio.to_thread(self.redis.start)
         base_env = {
             **os.environ,

