@@ -16,14 +16,14 @@ class Scale:
     rate: float  # batches per second per device
     kills_each: int  # kill -9 of each service per run
     gap_s: float  # steady load between faults
-    redis_kills: int
+    redis_kills: int  # outages alternate: short (within client retries), long
     load_devices: int  # the steady load test
     load_seconds: float
 
 
-SMALL = Scale(False, devices=50, rate=4.0, kills_each=1, gap_s=1.5, redis_kills=1,
+SMALL = Scale(False, devices=50, rate=4.0, kills_each=1, gap_s=1.5, redis_kills=2,
               load_devices=200, load_seconds=8.0)  # fmt: skip
-FULL = Scale(True, devices=100, rate=4.0, kills_each=5, gap_s=3.0, redis_kills=3,
+FULL = Scale(True, devices=100, rate=4.0, kills_each=5, gap_s=3.0, redis_kills=4,
              load_devices=1000, load_seconds=60.0)  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.common.redis_client import connect
+from services.simulator.device import WRITE_RACE
 from tests.chaos.scale import Scale
 from tests.support.checker import Checker
 from tests.support.cluster import FAULT_ENV, SERVICES, cluster
@@ -50,6 +51,8 @@ async def test_kill_9_of_every_service_under_load_loses_nothing(
             await redis.aclose()
     report.publish(tmp_path)
     assert sum(stack.kills[name] for name in SERVICES) == 4 * size.kills_each
+    unexpected = {n: len(stack.unexpected_errors(n)) for n in SERVICES}
+    assert unexpected == dict.fromkeys(SERVICES, 0), unexpected
     assert report.problems == []
     assert report.batches_acked == report.batches_sent > 0
     assert report.readings_lost == 0 and report.readings_in_redis == report.readings_acked
@@ -60,6 +63,9 @@ async def test_kill_9_of_every_service_under_load_loses_nothing(
     assert report.dashboard_duplicated == 0
     assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
     assert report.insights_duplicated == 0
+    # Devices are told UNAVAILABLE (or lose that status to grpcio's write race) and
+    # reconnect; nothing else.
+    assert set(report.ended) <= {"UNAVAILABLE", WRITE_RACE}, report.said
     # A detector restarted from its last snapshot may judge a few episode changes again
     # (a resolve it had already sent): each is the same alert id, state and severity.
     assert report.alerts_repeated <= size.devices * stack.kills["detector"]

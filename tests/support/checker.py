@@ -60,6 +60,7 @@ class Report:
     insights_duplicated: int = 0
     reconnects: int = 0
     ended: dict[str, int] = field(default_factory=dict)  # device streams ended, by status
+    said: dict[str, str] = field(default_factory=dict)  # an example of each status's details
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -154,6 +155,7 @@ class Checker:
         report.batches_acked = self.fleet.acked_batches()
         report.reconnects = self.fleet.reconnects()
         report.ended = self.fleet.ended()
+        report.said = self.fleet.said()
         for device_id, ledger in self.fleet.ledger.items():
             await self._check_device(report, device_id, ledger.sent, ledger.acked)
             if ledger.refused:

@@ -1,11 +1,12 @@
 """The whole suite as real processes on fixed loopback ports, for fault tests.
 
-A private Redis (AOF on, its own folder) and the four services, each `python -m
-services.cli serve NAME` with JSON logs, ready when its log says "ready". A service can
-be killed (SIGKILL: no drain, no goodbye), stopped (SIGTERM) and started again on the
-same ports, so clients reconnect to the address they know. Every service's log lines are
-kept per incarnation, and its peak resident memory (the kernel's VmHWM, read while it
-runs and just before it is killed) per name across incarnations.
+A private Redis (AOF on, fsync `always` as `vigil up` runs it, its own folder) and the
+four services, each `python -m services.cli serve NAME` with JSON logs, ready when its
+log says "ready". A service can be killed (SIGKILL: no drain, no goodbye), stopped
+(SIGTERM) and started again on the same ports, so clients reconnect to the address they
+know. Every service's log lines are kept per incarnation, and its peak resident memory
+(the kernel's VmHWM, read while it runs and just before it is killed) per name across
+incarnations.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         per_service: Mapping[str, Mapping[str, str]] | None = None,
         *,
-        appendfsync: str = "everysec",
+        appendfsync: str = "always",
     ) -> None:
         self.workdir = workdir
         self.redis = EmbeddedRedis(workdir / "redis", appendfsync=appendfsync)
@@ -245,6 +246,12 @@ class Cluster:
     def errors(self, name: str) -> list[dict[str, Any]]:
         return [line for run in self.services[name].runs for line in run.errors()]
 
+    def unexpected_errors(self, name: str) -> list[dict[str, Any]]:
+        """Errors a boundary (gRPC interceptor, HTTP middleware) turned into INTERNAL /
+        500: a bug, where a fault should have been a clear status."""
+        return [line for line in self.errors(name) if str(line.get("msg", "")).startswith(
+            "unexpected error")]  # fmt: skip
+
     async def stop(self) -> None:
         if self._sampler is not None:
             self._sampler.cancel()
@@ -276,7 +283,7 @@ async def cluster(
     env: Mapping[str, str] | None = None,
     per_service: Mapping[str, Mapping[str, str]] | None = None,
     *,
-    appendfsync: str = "everysec",
+    appendfsync: str = "always",
 ) -> AsyncIterator[Cluster]:
     running = Cluster(workdir, env, per_service, appendfsync=appendfsync)
     try:

@@ -156,6 +156,10 @@ class Fleet:
     def reconnects(self) -> int:
         return sum(d.stats.reconnects for d in self.devices.values())
 
+    def said(self) -> dict[str, str]:
+        """An example of what the server said, for each status streams ended with."""
+        return {code: text for d in self.devices.values() for code, text in d.stats.said.items()}
+
     def ended(self) -> dict[str, int]:
         """How often device streams ended, by status."""
         total: dict[str, int] = {}
