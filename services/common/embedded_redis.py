@@ -96,9 +96,12 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--loglevel", "notice",
         ]  # fmt: skip
+        # A session of its own: a Ctrl-C meant for its owner must not stop Redis before
+        # the services that still write to it (the owner stops it last).
         self.process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
         if not ready.wait(timeout_s) or self.process.poll() is not None:
