@@ -36,7 +36,12 @@ from services.common import auth
 from services.common import metrics as common_metrics
 from services.common.alerts import plan
 from services.common.cancel import cancel_and_wait
-from services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
 from services.common.events import SEVERITY_NAMES
 from services.ingest import metrics, validate
 from services.ingest.commit import Commit, Committer
@@ -123,6 +128,9 @@ class Session:
         self.recorded_at = 0.0
         now = time.monotonic()
         self.bucket = TokenBucket(self.settings.device_rate, 2 * self.settings.device_rate, now)
+        self.finishing = False
+        self._reader: asyncio.Task[None] | None = None
+        self._finisher: asyncio.Task[None] | None = None
 
     async def run(
         self, requests: AsyncIterator[ingest_pb2.DeviceMessage]
@@ -146,17 +154,22 @@ class Session:
         self.recent = await self.parts.committer.recent_seqs(device_id, RECENT_SEQS)
         await self.parts.presence.mark(self.connection, "online", time.time())
         log.info("device connected", extra={"device_id": device_id})
+        self._reader = asyncio.create_task(self._stage(self._read_loop(requests)))
         tasks = [
-            asyncio.create_task(self._stage(self._read_loop(requests))),
+            self._reader,
             asyncio.create_task(self._stage(self._detect_loop())),
             asyncio.create_task(self._stage(self._commit_loop())),
         ]
+        if self.finishing:  # the replica began to drain while this stream said Hello
+            self.finish()
         try:
             yield ingest_pb2.ServerMessage(flow=ingest_pb2.Flow(max_in_flight=self.window))
             self.parts.flow.listen(self.flow_changed)
             while True:
                 item = await self.outbox.get()
                 if item is _END:
+                    if self.finishing:
+                        raise Unavailable("ingest is shutting down; reconnect and resend")
                     break
                 if isinstance(item, StreamAbort):
                     await self.context.abort(item.code, item.message)
@@ -165,11 +178,24 @@ class Session:
                 yield item
         finally:
             self.parts.flow.forget(self.flow_changed)
-            await cancel_and_wait(tasks)
+            await cancel_and_wait([*tasks, self._finisher])
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self._goodbye()
+
+    def finish(self) -> None:
+        """End the stream gracefully (the replica is draining): read no further batch,
+        judge, commit and ack those already read, then end with UNAVAILABLE so the
+        device reconnects (to another replica) and resends what it had not sent."""
+        self.finishing = True
+        if self._reader is not None and self._finisher is None:
+            self._finisher = asyncio.create_task(self._stop_reading(self._reader))
+
+    async def _stop_reading(self, reader: asyncio.Task[None]) -> None:
+        await cancel_and_wait([reader])
+        if reader.cancelled():  # it had not ended by itself: no _END behind its batches
+            await self.to_detect.put(_END)
 
     async def _goodbye(self) -> None:
         assert self.connection is not None
