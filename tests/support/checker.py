@@ -6,7 +6,8 @@ Redis, the analyzer and a subscribed dashboard.
   every acknowledged seq carries its (device, seq) mark;
 - jobs: every alert that asked for a diagnosis (opened, escalated) has an insight for its
   job, and at the end no job is waiting, leased or dead-lettered;
-- dashboard: every alert event in the stream reached the dashboard, none twice.
+- dashboard: every alert event in the stream reached the dashboard, none twice;
+- alerts: none is resolved without having been opened first (a lost opening).
 
 Duplicates are counted by id: a reading by (device, sensor, time), a dashboard event by
 stream id, an alert by (alert id, state, severity), an insight by (job id, its answer).
@@ -33,6 +34,8 @@ from tests.support.dashboard import Dashboard
 from tests.support.fleet import Fleet
 
 QUIET_S = 2.5
+#: Every report published in this run, in order (the chaos conftest prints them last).
+PUBLISHED: list[str] = []
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Report:
     alerts_missing_on_dashboard: int = 0
     dashboard_duplicated: int = 0
     alerts_repeated: int = 0  # same (alert id, state, severity) again: a re-judged batch
+    alerts_unopened: int = 0  # resolved, but never opened before: the opening was lost
     jobs: int = 0
     jobs_answered: int = 0
     jobs_lost: int = 0
@@ -79,7 +83,8 @@ class Report:
             f"duplicated {self.readings_duplicated} | alerts {self.alerts}, on dashboard "
             f"{self.alerts_on_dashboard}, missing {self.alerts_missing_on_dashboard}, "
             f"duplicated {self.dashboard_duplicated}, repeated by re-judging "
-            f"{self.alerts_repeated} | jobs {self.jobs}, answered {self.jobs_answered}, "
+            f"{self.alerts_repeated}, resolved unopened {self.alerts_unopened} | "
+            f"jobs {self.jobs}, answered {self.jobs_answered}, "
             f"lost {self.jobs_lost}, pending {self.jobs_pending}, dead {self.dead_letters}, "
             f"insights duplicated {self.insights_duplicated} | device reconnects "
             f"{self.reconnects} ({ended}), {self.seconds:.0f} s"
@@ -91,6 +96,7 @@ class Report:
     def publish(self, workdir: Path) -> None:
         """Print the report (`make chaos` shows it) and keep it beside the run's logs."""
         print("\n" + self.line(), flush=True)
+        PUBLISHED.append(self.line())
         (workdir / "report.json").write_text(self.as_json())
 
 
@@ -206,6 +212,12 @@ class Checker:
         report.alerts = len(alerts)
         same = Counter((a["alert_id"], a["state"], a["severity"]) for a in alerts.values())
         report.alerts_repeated = sum(n - 1 for n in same.values() if n > 1)
+        opened: set[str] = set()
+        for alert in alerts.values():  # in stream order
+            if alert["state"] == "opened":
+                opened.add(alert["alert_id"])
+            elif alert["state"] == "resolved" and alert["alert_id"] not in opened:
+                report.alerts_unopened += 1
         report.jobs = len(jobs)
         report.jobs_answered = len(jobs & answered)
         report.jobs_lost = len(jobs - answered)
