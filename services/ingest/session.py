@@ -15,7 +15,8 @@ is judged while batch k is being committed. A batch the device already had appli
 (a resend; its seq is among the device's recent ones in Redis, read once at Hello)
 skips detect and commit and is acked at once; any other resend is caught by the
 commit script itself. Any failure ends the stream with a status; the device resends
-what was not acked, on a new stream.
+what was not acked, on a new stream. When the replica drains (`finish`), the read
+stage stops, what was read is acked, and the stream ends UNAVAILABLE.
 """
 
 from __future__ import annotations

@@ -72,5 +72,10 @@ async def test_sigterm_of_every_service_under_load_loses_nothing(
     assert report.dashboard_duplicated == 0
     assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
     assert report.insights_duplicated == 0
-    assert set(report.ended) <= {"UNAVAILABLE", WRITE_RACE}, report.said
+    # UNAVAILABLE from ingest's drain (or the detector's); a device that reconnects in
+    # the very instant ingest's gRPC server stops gets CANCELLED from grpc itself (a
+    # stream the server accepted but never handed to the service); a device writing as
+    # its stream ends loses the status to grpcio's write race. Each is a reconnect.
+    assert set(report.ended) <= {"UNAVAILABLE", "CANCELLED", WRITE_RACE}, report.said
+    assert report.ended.get("CANCELLED", 0) <= size.kills_each * size.devices // 10
     assert report.said.get("UNAVAILABLE", "").startswith(("ingest is shutting down", "detector"))
