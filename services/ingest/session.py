@@ -80,6 +80,14 @@ class Parts:
     flow: FlowController
 
 
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """Judging failed here: end the stream with `error` once the batches before it are
+    committed and acked."""
+
+    error: Exception
+
+
 @dataclass(slots=True)
 class Pending:
     batch: ingest_pb2.ReadingBatch
@@ -318,16 +326,23 @@ class Session:
                 return
             if not item.duplicate:
                 sensors, times, values = zip(*item.rows, strict=True) if item.rows else ((), (), ())
-                item.result = await self.parts.router.detect(
-                    detector_pb2.DeviceBatch(
-                        device_id=device_id,
-                        labels=labels,
-                        seq=item.batch.seq,
-                        sensors=sensors,
-                        times=times,
-                        values=values,
+                try:
+                    item.result = await self.parts.router.detect(
+                        detector_pb2.DeviceBatch(
+                            device_id=device_id,
+                            labels=labels,
+                            seq=item.batch.seq,
+                            sensors=sensors,
+                            times=times,
+                            values=values,
+                        )
                     )
-                )
+                except Exception as exc:
+                    # The batches judged before this one are committed and acked first:
+                    # the detector's state has moved past them (a restarted detector
+                    # would not find their episode changes again on a resend).
+                    await self.to_commit.put(_Failed(exc))
+                    return
             await self.to_commit.put(item)
 
     async def _commit_loop(self) -> None:
@@ -335,6 +350,9 @@ class Session:
             item = await self.to_commit.get()
             if item is _END:
                 self.outbox.put_nowait(_END)
+                return
+            if isinstance(item, _Failed):
+                self.outbox.put_nowait(item.error)
                 return
             ack = await self._apply(item)
             latency = time.perf_counter() - item.arrived
