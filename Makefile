@@ -14,7 +14,7 @@ K8S_TOOLS := $(VENV)/k8s-tools
 K8S_STAMP := $(K8S_TOOLS)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test proto proto-check lint browser k8s-check eval bench bench-quick clean
+.PHONY: help venv run test proto proto-check lint browser k8s-check eval bench bench-quick chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ bench: $(STAMP) ## every stage against its baseline (about 5 min; ARGS="--json F
 
 bench-quick: $(STAMP) ## the CI-sized run of `make bench` (about a minute)
 	$(VENV)/bin/vigil bench --quick $(ARGS)
+
+# The suites that exist in this tree (fuzz and security may be absent).
+CHAOS_SUITES := $(wildcard tests/chaos tests/fuzz tests/security)
+
+chaos: $(STAMP) browser ## faults, load and hostile input at full size (~15 min); prints each checker report
+	VIGIL_CHAOS=full VIGIL_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -p no:cacheprovider -s -ra $(CHAOS_SUITES)
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check services tests bench

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from services.analyzer import metrics
 from services.analyzer.groups import GroupReader
 from services.common import metrics as common_metrics
+from services.common.cancel import cancel_and_wait
 from services.common.events import severity_name
 from services.common.queue import JobQueue
 
@@ -50,7 +51,7 @@ class Maintenance:
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
+            await cancel_and_wait([self._task])
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 

@@ -26,6 +26,7 @@ from services.analyzer.groups import Entry, GroupReader
 from services.analyzer.insight import insight_event
 from services.common import keys
 from services.common import metrics as common_metrics
+from services.common.cancel import cancel_and_wait
 from services.common.events import SEVERITY_BY_NAME, decode, stream_fields
 from services.common.queue import alert_job_id
 from services.common.scripts import Scripts
@@ -99,15 +100,14 @@ class QuickResponder:
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
+            await cancel_and_wait([self._task])
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
         next_sweep = 0.0
-        # Loops test `_stopping` as well as being cancelled: the Redis client can swallow
-        # a cancellation that arrives during a timed read (seen with pub/sub get_message),
-        # and the loop would then run on; the flag ends it within one read timeout.
+        # Loops test `_stopping` as well as being cancelled: a cancellation can be dropped
+        # (see services.common.cancel), and the loop would then run on.
         while not self._stopping:
             try:
                 if time.monotonic() >= next_sweep:

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from services.analyzer import metrics
 from services.common import keys
+from services.common.cancel import cancel_and_wait
 from services.common.scripts import Scripts
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,9 @@ class SingleFlight(Generic[T]):
             found = await lookup()
             return (found, False) if found is not None else (await compute(), True)
         finally:
-            refresher.cancel()
+            # Not a bare cancel(): a dropped cancellation would leave this call waiting
+            # on the refresher forever (see services.common.cancel).
+            await cancel_and_wait([refresher])
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await self.scripts.lock_release(keys=[lock], args=[token])

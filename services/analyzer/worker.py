@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from services.analyzer import metrics
 from services.common import keys
 from services.common import metrics as common_metrics
+from services.common.cancel import cancel_and_wait
 from services.common.events import Event, severity_name
 from services.common.queue import Claim, JobQueue
 
@@ -61,16 +62,14 @@ class Worker:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
+        await cancel_and_wait(self._tasks)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def _listen(self) -> None:
-        # Loops test `_stopping` as well as being cancelled: the Redis client can swallow
-        # a cancellation that arrives during a timed read (seen with pub/sub get_message),
-        # and the loop would then run on; the flag ends it within one read timeout.
+        # Loops test `_stopping` as well as being cancelled: a cancellation can be dropped
+        # (see services.common.cancel), and the loop would then run on.
         while not self._stopping:
             pubsub = self.redis.pubsub()
             try:
@@ -112,7 +111,8 @@ class Worker:
     async def _idle(self, timeout_s: float) -> None:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: it drops cancellations
+                await self._wake.wait()
 
     async def _process(self, claim: Claim) -> None:
         started = time.perf_counter()
@@ -123,7 +123,7 @@ class Worker:
                 if done:
                     break
                 if not await self._heartbeat(claim):
-                    work.cancel()
+                    await cancel_and_wait([work])
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await work
                     metrics.JOBS_LOST_LEASE.inc()
@@ -131,7 +131,7 @@ class Worker:
                     return
             event, source = work.result()
         except asyncio.CancelledError:
-            work.cancel()
+            await cancel_and_wait([work])
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await work
             await self.queue.release(claim)  # shutting down: let another replica have it

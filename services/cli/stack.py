@@ -31,6 +31,7 @@ log = logging.getLogger("vigil.up")
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
+STOP_ORDER = (("simulator",), ("ingest",), ("notifier", "analyzer", "detector"))
 
 # service: (gRPC port, metrics port); the notifier also serves HTTP on DASHBOARD_PORT.
 DEFAULT_PORTS = {
@@ -99,7 +100,9 @@ class Stack:
             loop.add_signal_handler(sig, stopping.set)
 
         started = time.monotonic()
-        self.redis = EmbeddedRedis(self.state_dir / "redis", redis_port)
+        # fsync before every reply: an ack to a device means its batch is on disk, even
+        # if the machine dies (README, Reliability).
+        self.redis = EmbeddedRedis(self.state_dir / "redis", redis_port, appendfsync="always")
         await asyncio.to_thread(self.redis.start)
         base_env = {
             **os.environ,
@@ -156,7 +159,9 @@ class Stack:
         return 0
 
     async def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        process = await asyncio.create_subprocess_exec(*argv, env=env)
+        # A session of its own: Ctrl-C in the terminal signals only `vigil up`, which
+        # then stops the stack in order (`_stop_all`), not everything at once.
+        process = await asyncio.create_subprocess_exec(*argv, env=env, start_new_session=True)
         self.procs.append(Proc(name, process))
 
     async def _wait_ready(self, ports: dict[str, tuple[int, int]], dashboard_port: int) -> None:
@@ -182,6 +187,18 @@ class Stack:
                     )
                 if pending or dashboard_port:
                     await asyncio.sleep(0.1)  # readiness poll: health has no push API
+
+    async def _stop(self, proc: Proc) -> None:
+        if proc.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.process.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("killing %s after %.0fs", proc.name, STOP_TIMEOUT_S)
+            with contextlib.suppress(ProcessLookupError):
+                proc.process.kill()
+            await proc.process.wait()
 
     def _write_state(
         self, ports: dict[str, tuple[int, int]], dashboard_port: int, url: str
@@ -214,18 +231,14 @@ class Stack:
         return next(waits[f] for f in done if f in waits)
 
     async def _stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.process.send_signal(signal.SIGTERM)
-        for proc in reversed(self.procs):
-            try:
-                await asyncio.wait_for(proc.process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                log.warning("killing %s after %.0fs", proc.name, STOP_TIMEOUT_S)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.process.kill()
-                await proc.process.wait()
+        """Stop from the way in: the devices, then ingest (it acks what it has read while
+        the detector and Redis are still up, and writes the devices' goodbyes), then
+        the other services, Redis last (its final snapshots need it)."""
+        for stage in STOP_ORDER:
+            await asyncio.gather(*(self._stop(p) for p in self.procs if p.name in stage))
+        await asyncio.gather(
+            *(self._stop(p) for p in self.procs if not any(p.name in s for s in STOP_ORDER))
+        )
         (self.state_dir / "stack.json").unlink(missing_ok=True)
         if self.redis is not None:
             await asyncio.to_thread(self.redis.stop)

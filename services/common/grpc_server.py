@@ -17,7 +17,7 @@ from grpc import aio
 
 from services.common import metrics
 from services.common.embedded_redis import port_in_use
-from services.common.errors import ConfigError, ResourceExhausted, VigilError
+from services.common.errors import ConfigError, ResourceExhausted, VigilError, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,15 @@ class BoundaryInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         self.service = service
 
     async def _fail(self, call: _Call, context: aio.ServicerContext, exc: BaseException) -> None:
+        away = unavailable(exc)
+        if away is not None:  # Redis is away: the client retries, nothing is broken
+            metrics.ERRORS.labels(self.service, call.labels[2]).inc()
+            log.warning(
+                "dependency unavailable in %s",
+                call.labels[2],
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
+            exc = away
         if isinstance(exc, VigilError):
             code = status_code(exc)
             if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:

@@ -1,16 +1,19 @@
 """The one way services open a Redis connection.
 
 Every command has a deadline (socket timeouts) and connection errors are retried with
-capped exponential backoff, so a Redis restart costs a pause, not a crash.
+capped exponential backoff, so a Redis restart costs a pause, not a crash. The retry
+policy must be the asyncio one: the synchronous `redis.retry.Retry` given to the asyncio
+client returns the command's coroutine without awaiting it, so no error is ever retried
+(and its backoff would block the event loop).
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from services.common.settings import Secret
 

@@ -25,6 +25,10 @@ EPISODES = Counter(
     "Episodes opened, escalated and resolved.",
     ["change"],
 )
+SILENCE_DROPPED = Counter(
+    "vigil_detector_silence_dropped_total",
+    "Silence alert changes dropped unpublished: Redis was away for too long.",
+)
 SILENCE_ALERTS = Counter(
     "vigil_detector_silence_alerts_total",
     "Alerts the sweep raised for silence, by kind: offline (device), missing (sensor).",

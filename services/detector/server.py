@@ -21,12 +21,14 @@ from grpc import aio
 from redis.asyncio import Redis
 from vigil.v1 import detector_pb2, detector_pb2_grpc
 
+from services.common.cancel import cancel_and_wait
 from services.common.errors import InvalidArgument
 from services.common.events import SEVERITY_NAMES
 from services.common.scripts import Scripts
 from services.detector import metrics
 from services.detector.convert import change_message, verdict_message
 from services.detector.engine import Detector
+from services.detector.episodes import Change
 from services.detector.feedback import FeedbackReader
 from services.detector.reload import RulesWatcher
 from services.detector.rules.parse import load
@@ -51,8 +53,9 @@ def rows(index: int, batch: detector_pb2.DeviceBatch) -> Iterable[Row]:
 
 
 class DetectorServicer(detector_pb2_grpc.DetectorServicer):
-    def __init__(self, detector: Detector) -> None:
+    def __init__(self, detector: Detector, sweeper: Sweeper | None = None) -> None:
         self.detector = detector
+        self.sweeper = sweeper
 
     async def Detect(
         self, request: detector_pb2.DetectRequest, context: aio.ServicerContext[Any, Any]
@@ -66,6 +69,8 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
             outcome = self.detector.process(
                 batch.device_id, batch_rows, labels=dict(batch.labels), seq=batch.seq
             )
+            if self.sweeper is not None and self.sweeper.unwritten and not outcome.duplicate:
+                self._defer(batch.device_id, outcome.changes)
             result = response.results.add(max_score=outcome.max_score)
             for verdict in outcome.anomalies:
                 result.anomalies.append(verdict_message(batch.device_id, verdict))
@@ -85,6 +90,19 @@ class DetectorServicer(detector_pb2_grpc.DetectorServicer):
         metrics.READINGS.inc(readings)
         metrics.DETECT_SECONDS.observe(time.perf_counter() - started)
         return response
+
+    def _defer(self, device_id: str, changes: list[Change]) -> None:
+        """Changes of episodes whose opening the sweep has not written yet go out after
+        it, from the sweep, not with this batch (in place: a resend repeats none)."""
+        assert self.sweeper is not None
+        device = self.detector.devices[device_id]
+        kept = []
+        for change in changes:
+            if change.episode_id in self.sweeper.unwritten:
+                self.sweeper.defer(device, change)
+            else:
+                kept.append(change)
+        changes[:] = kept
 
 
 class DetectorApp:
@@ -120,7 +138,9 @@ class DetectorApp:
         ]
 
     def register(self, server: aio.Server) -> None:
-        detector_pb2_grpc.add_DetectorServicer_to_server(DetectorServicer(self.detector), server)
+        detector_pb2_grpc.add_DetectorServicer_to_server(
+            DetectorServicer(self.detector, self.sweeper), server
+        )
 
     async def start(self) -> None:
         restored = await self.snapshots.restore()
@@ -151,12 +171,15 @@ class DetectorApp:
             await asyncio.sleep(5.0)  # gauges are sampled, not events
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        await cancel_and_wait(self._tasks)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        try:
+            await self.sweeper.publish()  # what an outage kept back, if Redis is back
+        except Exception:  # shutting down: say so, do not hang
+            log.exception("silence alerts not published")
         try:
             saved = await self.snapshots.save()
             log.info("state saved", extra={"shard": self.settings.shard, "devices": saved})

@@ -8,6 +8,13 @@ that just opened; they become `alert` events and analysis jobs exactly like inge
 back. Once a minute, devices idle longer than `VIGIL_DETECTOR_IDLE_DEVICE_SECONDS`
 are forgotten (memory and snapshot). It never raises the same silence twice: the
 episode stays open until data returns.
+
+Order and delivery: an opening that could not be written (Redis away) is kept and
+written by the next sweep, before anything newer. While an episode's opening is not
+in Redis, Detect hands its later changes (the device reporting again) here too
+(`defer`), so they follow the opening instead of overtaking it through ingest: a
+dashboard never sees an alert resolved before it was opened, or opened after it
+was resolved.
 """
 
 from __future__ import annotations
@@ -21,15 +28,19 @@ from redis.exceptions import RedisError
 
 from services.common import keys
 from services.common import metrics as common_metrics
-from services.common.alerts import plan, script_payload
+from services.common.alerts import Job, plan, script_payload
+from services.common.events import Event
 from services.common.scripts import Scripts
 from services.detector import metrics
 from services.detector.convert import change_message
 from services.detector.engine import Detector
+from services.detector.episodes import Change
 from services.detector.snapshots import Snapshots
+from services.detector.state import Device
 
 log = logging.getLogger(__name__)
 FORGET_EVERY_S = 60.0
+MAX_UNWRITTEN = 10_000  # alert events kept while Redis is away; the oldest go first
 
 
 class Sweeper:
@@ -50,19 +61,47 @@ class Sweeper:
         self.events_maxlen = events_maxlen
         self.idle_device_s = idle_device_s
         self._forgot_at = detector.clock()
+        # Changes decided but not yet in Redis, in order (its events and jobs, episode).
+        self._queue: list[tuple[list[Event], list[Job], str]] = []
+        self.unwritten: set[str] = set()  # episodes with a change in the queue
+
+    def defer(self, device: Device, change: Change) -> None:
+        """Publish a change of an episode in `unwritten` from here, after its opening."""
+        self._add(device, change)
+
+    def _add(self, device: Device, change: Change) -> None:
+        events, jobs = plan(device.labels, [change_message(device.device_id, change)])
+        self._queue.append((events, jobs, change.episode_id))
+        self.unwritten.add(change.episode_id)
+        if len(self._queue) > MAX_UNWRITTEN:
+            dropped = len(self._queue) - MAX_UNWRITTEN
+            del self._queue[:dropped]
+            self.unwritten = {episode for _, _, episode in self._queue}
+            metrics.SILENCE_DROPPED.inc(dropped)
+            log.error("silence alerts dropped: Redis away too long", extra={"count": dropped})
 
     async def sweep(self) -> int:
         """One sweep; returns the number of alerts published."""
-        opened = self.detector.sweep()
-        events = []
-        jobs = []
-        for device, change in opened:
-            more_events, more_jobs = plan(device.labels, [change_message(device.device_id, change)])
-            events += more_events
-            jobs += more_jobs
+        for device, change in self.detector.sweep():
+            self._add(device, change)
             metrics.SILENCE_ALERTS.labels("offline" if not change.sensor else "missing").inc()
             metrics.EPISODES.labels(change.kind).inc()
-        if events:
+        published = await self.publish()
+        now = self.detector.clock()
+        if now - self._forgot_at >= FORGET_EVERY_S:
+            self._forgot_at = now
+            gone = self.detector.forget_idle(self.idle_device_s)
+            await self.snapshots.forget(gone)
+        return published
+
+    async def publish(self) -> int:
+        """Write what is unwritten (one script, in order); raises if Redis is away, and
+        then keeps it for the next call."""
+        published = 0
+        while self._queue:  # changes deferred while a write ran go out next, in order
+            taken = len(self._queue)
+            events = [event for queued in self._queue for event in queued[0]]
+            jobs = [job for queued in self._queue for job in queued[1]]
             await self.scripts.detector_alerts(
                 keys=[keys.EVENTS, keys.QUEUE, *(keys.job(job[0]) for job in jobs)],
                 args=[
@@ -71,13 +110,11 @@ class Sweeper:
                     keys.QUEUE_NOTIFY,
                 ],
             )
+            del self._queue[:taken]
+            self.unwritten = {episode for _, _, episode in self._queue}
             common_metrics.EVENTS_PUBLISHED.labels("alert").inc(len(events))
-        now = self.detector.clock()
-        if now - self._forgot_at >= FORGET_EVERY_S:
-            self._forgot_at = now
-            gone = self.detector.forget_idle(self.idle_device_s)
-            await self.snapshots.forget(gone)
-        return len(events)
+            published += len(events)
+        return published
 
     async def run(self, period_s: float) -> None:
         while True:
@@ -85,6 +122,6 @@ class Sweeper:
             try:
                 await self.sweep()
             except RedisError as exc:
-                # The episodes stay open in memory: the alerts are lost, not repeated.
+                # The alerts stay, in order, and go out with the next sweep.
                 common_metrics.ERRORS.labels("detector", "sweep").inc()
-                log.error("sweep could not publish", extra={"error": str(exc)})
+                log.warning("sweep could not publish; retrying", extra={"error": str(exc)})

@@ -21,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from services.common.cancel import cancel_and_wait
+
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -57,8 +59,7 @@ class Coalescer(Generic[T, R]):
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._calls) if t is not None]
-        for task in tasks:
-            task.cancel()
+        await cancel_and_wait(tasks)
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

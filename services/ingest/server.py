@@ -20,7 +20,8 @@ from grpc import aio
 from redis.asyncio import Redis
 from vigil.v1 import ingest_pb2, ingest_pb2_grpc
 
-from services.common.errors import ResourceExhausted, VigilError
+from services.common.cancel import cancel_and_wait
+from services.common.errors import ResourceExhausted, Unavailable, VigilError
 from services.common.scripts import Scripts
 from services.ingest import metrics
 from services.ingest.commit import Committer
@@ -46,12 +47,28 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         self.open_streams = 0
+        self.sessions: set[Session] = set()
+        self.draining = False
+        self._ended = asyncio.Condition()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Finish every stream (see `Session.finish`) and wait, at most `timeout_s`,
+        until all have ended; streams opened from now on are refused UNAVAILABLE."""
+        self.draining = True
+        for session in list(self.sessions):
+            session.finish()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s), self._ended:
+                await self._ended.wait_for(lambda: not self.sessions)
 
     async def Stream(
         self,
         request_iterator: AsyncIterator[ingest_pb2.DeviceMessage],
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[ingest_pb2.ServerMessage]:
+        if self.draining:
+            metrics.REJECTED.labels("UNAVAILABLE").inc()
+            raise Unavailable("ingest is shutting down; reconnect")
         limit = self.parts.settings.max_streams
         if self.open_streams >= limit:
             metrics.LIMITED.labels("streams", "refused").inc()
@@ -59,8 +76,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             raise ResourceExhausted(f"this ingest serves {limit} streams already", 5.0)
         self.open_streams += 1
         metrics.STREAMS.inc()
+        session = Session(self.parts, context)
+        session.finishing = self.draining
+        self.sessions.add(session)
         try:
-            async for message in Session(self.parts, context).run(request_iterator):
+            async for message in session.run(request_iterator):
                 yield message
         except VigilError as exc:
             metrics.REJECTED.labels(exc.status).inc()
@@ -68,6 +88,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         finally:
             self.open_streams -= 1
             metrics.STREAMS.dec()
+            self.sessions.discard(session)
+            async with self._ended:
+                self._ended.notify_all()
 
 
 class IngestApp:
@@ -100,6 +123,7 @@ class IngestApp:
         self.parts = Parts(
             settings, router, committer, Presence(redis, scripts, settings.events_maxlen), flow
         )
+        self.servicer = IngestServicer(self.parts)
         self._flow_task: asyncio.Task[None] | None = None
         self.grpc_options: list[tuple[str, Any]] = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -114,7 +138,14 @@ class IngestApp:
         ]
 
     def register(self, server: aio.Server) -> None:
-        ingest_pb2_grpc.add_IngestServicer_to_server(IngestServicer(self.parts), server)
+        ingest_pb2_grpc.add_IngestServicer_to_server(self.servicer, server)
+
+    async def drain(self) -> None:
+        """Shutdown begins: every device stream acks what it has and ends (UNAVAILABLE),
+        within the shutdown grace, and the devices' goodbyes are written, all while the
+        detector and Redis are still at hand."""
+        await self.servicer.drain(self.settings.common.shutdown_grace_s)
+        await self.parts.presence.drain(timeout_s=2.0)
 
     async def start(self) -> None:
         self.parts.router.start()
@@ -124,7 +155,7 @@ class IngestApp:
     async def stop(self) -> None:
         await self.parts.presence.drain(timeout_s=2.0)  # goodbyes before Redis closes
         if self._flow_task is not None:
-            self._flow_task.cancel()
+            await cancel_and_wait([self._flow_task])
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flow_task
         await self.parts.router.close()

@@ -15,7 +15,8 @@ is judged while batch k is being committed. A batch the device already had appli
 (a resend; its seq is among the device's recent ones in Redis, read once at Hello)
 skips detect and commit and is acked at once; any other resend is caught by the
 commit script itself. Any failure ends the stream with a status; the device resends
-what was not acked, on a new stream.
+what was not acked, on a new stream. When the replica drains (`finish`), the read
+stage stops, what was read is acked, and the stream ends UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from vigil.v1 import detector_pb2, ingest_pb2
 from services.common import auth
 from services.common import metrics as common_metrics
 from services.common.alerts import plan
-from services.common.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from services.common.cancel import cancel_and_wait
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
 from services.common.events import SEVERITY_NAMES
 from services.ingest import metrics, validate
 from services.ingest.commit import Commit, Committer
@@ -71,6 +78,14 @@ class Parts:
     committer: Committer
     presence: Presence
     flow: FlowController
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """Judging failed here: end the stream with `error` once the batches before it are
+    committed and acked."""
+
+    error: Exception
 
 
 @dataclass(slots=True)
@@ -111,6 +126,9 @@ class Session:
         self.drained = asyncio.Condition()
         self.window = parts.flow.window
         self.limit = self.window  # enforced: the old window until the device obeys a new one
+        # Batches the device may still send under `limit` after a lower window was sent:
+        # those it writes before it reads that Flow (see `flow_changed`).
+        self.unseen = 0
         self.strikes: list[float] = []
         self.recent: set[int] = set()
         self.last_seq = 0
@@ -119,6 +137,9 @@ class Session:
         self.recorded_at = 0.0
         now = time.monotonic()
         self.bucket = TokenBucket(self.settings.device_rate, 2 * self.settings.device_rate, now)
+        self.finishing = False
+        self._reader: asyncio.Task[None] | None = None
+        self._finisher: asyncio.Task[None] | None = None
 
     async def run(
         self, requests: AsyncIterator[ingest_pb2.DeviceMessage]
@@ -126,7 +147,10 @@ class Session:
         metadata = dict(self.context.invocation_metadata() or ())
         token = auth.check_device_token_format(auth.bearer(metadata.get("authorization")))
         try:
-            first = await asyncio.wait_for(anext(requests), self.settings.hello_timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that arrives together with the message (see _read_loop).
+            async with asyncio.timeout(self.settings.hello_timeout_s):
+                first = await anext(requests)
         except StopAsyncIteration:
             return
         except TimeoutError:
@@ -139,17 +163,22 @@ class Session:
         self.recent = await self.parts.committer.recent_seqs(device_id, RECENT_SEQS)
         await self.parts.presence.mark(self.connection, "online", time.time())
         log.info("device connected", extra={"device_id": device_id})
+        self._reader = asyncio.create_task(self._stage(self._read_loop(requests)))
         tasks = [
-            asyncio.create_task(self._stage(self._read_loop(requests))),
+            self._reader,
             asyncio.create_task(self._stage(self._detect_loop())),
             asyncio.create_task(self._stage(self._commit_loop())),
         ]
+        if self.finishing:  # the replica began to drain while this stream said Hello
+            self.finish()
         try:
             yield ingest_pb2.ServerMessage(flow=ingest_pb2.Flow(max_in_flight=self.window))
             self.parts.flow.listen(self.flow_changed)
             while True:
                 item = await self.outbox.get()
                 if item is _END:
+                    if self.finishing:
+                        raise Unavailable("ingest is shutting down; reconnect and resend")
                     break
                 if isinstance(item, StreamAbort):
                     await self.context.abort(item.code, item.message)
@@ -158,12 +187,24 @@ class Session:
                 yield item
         finally:
             self.parts.flow.forget(self.flow_changed)
-            for task in tasks:
-                task.cancel()
+            await cancel_and_wait([*tasks, self._finisher])
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self._goodbye()
+
+    def finish(self) -> None:
+        """End the stream gracefully (the replica is draining): read no further batch,
+        judge, commit and ack those already read, then end with UNAVAILABLE so the
+        device reconnects (to another replica) and resends what it had not sent."""
+        self.finishing = True
+        if self._reader is not None and self._finisher is None:
+            self._finisher = asyncio.create_task(self._stop_reading(self._reader))
+
+    async def _stop_reading(self, reader: asyncio.Task[None]) -> None:
+        await cancel_and_wait([reader])
+        if reader.cancelled():  # it had not ended by itself: no _END behind its batches
+            await self.to_detect.put(_END)
 
     async def _goodbye(self) -> None:
         assert self.connection is not None
@@ -175,10 +216,20 @@ class Session:
         log.info("device disconnected", extra={"device_id": self.connection.device_id})
 
     def flow_changed(self, window: int) -> None:
-        """The controller set a new window: tell the device; enforce it once obeyed."""
+        """The controller set a new window: tell the device; enforce it once obeyed.
+
+        A larger window holds at once. A smaller one cannot: until the device reads this
+        Flow it may fill the window it knew, so up to `limit - unacked` batches may still
+        arrive under the old one. Those are read under the old limit; from the next
+        batch on, the device has seen the new window (it writes only with room under
+        it, and our unacked count is never above its own), so it is enforced."""
         self.window = window
-        if window >= self.limit or self.unacked <= window:
-            self.limit = window
+        if window >= self.limit:
+            self.limit, self.unseen = window, 0
+        else:
+            self.unseen = self.limit - self.unacked
+            if not self.unseen:
+                self.limit = window
         self.outbox.put_nowait(ingest_pb2.ServerMessage(flow=ingest_pb2.Flow(max_in_flight=window)))
 
     async def _stage(self, coro: Any) -> None:
@@ -194,7 +245,12 @@ class Session:
         settings = self.settings
         while True:
             try:
-                message = await asyncio.wait_for(anext(requests), settings.idle_timeout_s)
+                # Not asyncio.wait_for: on Python 3.11 it returns a message that arrives in
+                # the loop iteration that cancels this stage and drops the cancellation;
+                # the stage then reads on, waits for acks that never come, and the stream
+                # hangs. asyncio.timeout keeps the cancellation.
+                async with asyncio.timeout(settings.idle_timeout_s):
+                    message = await anext(requests)
             except StopAsyncIteration:
                 break
             except TimeoutError:
@@ -215,6 +271,10 @@ class Session:
             await self._within_rate(len(rows))
             async with self.drained:
                 self.unacked += 1
+            if self.unseen:
+                self.unseen -= 1
+                if not self.unseen:
+                    self.limit = self.window
             duplicate = batch.seq in self.recent
             await self.to_detect.put(Pending(batch, rows, arrived, duplicate))
         await self.to_detect.put(_END)
@@ -266,16 +326,23 @@ class Session:
                 return
             if not item.duplicate:
                 sensors, times, values = zip(*item.rows, strict=True) if item.rows else ((), (), ())
-                item.result = await self.parts.router.detect(
-                    detector_pb2.DeviceBatch(
-                        device_id=device_id,
-                        labels=labels,
-                        seq=item.batch.seq,
-                        sensors=sensors,
-                        times=times,
-                        values=values,
+                try:
+                    item.result = await self.parts.router.detect(
+                        detector_pb2.DeviceBatch(
+                            device_id=device_id,
+                            labels=labels,
+                            seq=item.batch.seq,
+                            sensors=sensors,
+                            times=times,
+                            values=values,
+                        )
                     )
-                )
+                except Exception as exc:
+                    # The batches judged before this one are committed and acked first:
+                    # the detector's state has moved past them (a restarted detector
+                    # would not find their episode changes again on a resend).
+                    await self.to_commit.put(_Failed(exc))
+                    return
             await self.to_commit.put(item)
 
     async def _commit_loop(self) -> None:
@@ -284,14 +351,15 @@ class Session:
             if item is _END:
                 self.outbox.put_nowait(_END)
                 return
+            if isinstance(item, _Failed):
+                self.outbox.put_nowait(item.error)
+                return
             ack = await self._apply(item)
             latency = time.perf_counter() - item.arrived
             metrics.BATCH_SECONDS.observe(latency)
             self.parts.flow.observe(latency)
             async with self.drained:
                 self.unacked -= 1
-                if self.unacked <= self.window:
-                    self.limit = self.window
                 self.drained.notify_all()
             self.outbox.put_nowait(ingest_pb2.ServerMessage(ack=ack))
 

@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 
 from services.common import keys
 from services.common import metrics as common_metrics
+from services.common.cancel import cancel_and_wait
 from services.common.events import Event, newest_id, read_after, stream_id_key
 from services.notifier import metrics
 from services.notifier.alerts import AlertBook
@@ -41,7 +42,6 @@ PAGE = 500
 #: Most entries handed to a sender at once (one frame in batch mode).
 MAX_BATCH = 256
 LABELS_CAP = 200_000
-STOP_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +98,8 @@ class Hub:
         self.running = False
         if self._task is None:
             return
-        self._task.cancel()
-        done, _ = await asyncio.wait({self._task}, timeout=STOP_WAIT_S)
-        if not done:
-            # A cancellation that lands just as an XREAD reply arrives can be lost inside
-            # redis-py, which then blocks again; breaking the socket ends that read.
-            await self.reader.connection_pool.disconnect()
+        # A cancellation can be dropped as an XREAD is sent (services.common.cancel).
+        await cancel_and_wait([self._task])
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from services.common import metrics as common_metrics
-from services.common.errors import VigilError
+from services.common.errors import VigilError, unavailable
 from services.common.ratelimit import RateLimiter
 from services.notifier import metrics
 from services.notifier.access import Access
@@ -61,8 +61,15 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return problem(exc.status, exc.reason, exc.text or exc.reason)
-    except Exception:  # the boundary: log, count, problem 500
+    except Exception as exc:  # the boundary: log, count, problem 503 or 500
         common_metrics.ERRORS.labels("notifier", "http").inc()
+        away = unavailable(exc)
+        if away is not None:  # Redis is away: the client retries, nothing is broken
+            log.warning(
+                "dependency unavailable",
+                extra={"path": request.path, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            return problem(away.http_status, "unavailable", away.message)
         log.exception("unexpected error", extra={"path": request.path})
         return problem(500, "internal error", "internal error")
 

@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 
 from services.common import auth
 from services.common import metrics as common_metrics
+from services.common.cancel import cancel_and_wait
 from services.common.errors import InvalidArgument, Unauthenticated, VigilError
 from services.notifier import metrics
 from services.notifier.entry import Entry, text_frame
@@ -94,8 +95,7 @@ def direct_writer(
 
 
 async def _stop(tasks: list[asyncio.Task[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
+    await cancel_and_wait(tasks)
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
             await task

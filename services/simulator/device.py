@@ -33,6 +33,12 @@ FATAL = {
     grpc.StatusCode.INVALID_ARGUMENT,
 }
 MAX_RETRY_AFTER_S = 60.0
+# grpcio's asyncio client (grpc/grpc#36066): when the server ends a stream while a write
+# of ours is in flight, the failed write sets the call's status to INTERNAL with these
+# details, and the server's own status is lost. It says nothing about the server; the
+# device reconnects and resends as after any other end. Counted under WRITE_RACE.
+CORE_WRITE_RACE = "Internal error from Core"
+WRITE_RACE = "WRITE_RACE"
 
 
 class DeviceRefused(Exception):
@@ -51,6 +57,9 @@ class DeviceStats:
     resent: int = 0
     reconnects: int = 0
     flows: list[int] = field(default_factory=list)  # every window the server gave
+    # status name (or WRITE_RACE) -> streams that ended so
+    ended: dict[str, int] = field(default_factory=dict)
+    said: dict[str, str] = field(default_factory=dict)  # the last details of each of those
     anomalies: list[common_pb2.Verdict] = field(default_factory=list)
 
 
@@ -172,11 +181,19 @@ class Device:
                 backoff = 0.1
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+                details = exc.details() if hasattr(exc, "details") else ""
+                ended = code.name
+                if code == grpc.StatusCode.INTERNAL and details == CORE_WRITE_RACE:
+                    ended = WRITE_RACE
+                self.stats.ended[ended] = self.stats.ended.get(ended, 0) + 1
+                self.stats.said[ended] = details or ""
                 if code in FATAL:
                     raise DeviceRefused(code, exc.details() or "") from None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
                     pause = retry_after(exc)
-                log.debug("stream ended: %s", code, extra={"device_id": self.device_id})
+                log.debug(
+                    "stream ended: %s %s", ended, details, extra={"device_id": self.device_id}
+                )
             if self._closing:
                 return
             self.stats.reconnects += 1

@@ -106,3 +106,15 @@ def test_state_dir_keeps_secrets_private(stack: dict[str, Any], tmp_path: Path) 
     for line in stack["log"]:
         assert stack["secrets"]["device"] not in line
         assert stack["secrets"]["dashboard"] not in line
+
+
+def test_stack_redis_writes_each_change_to_disk_before_it_answers(stack: dict[str, Any]) -> None:
+    """An ack means the batch is on disk: append-only file, fsync before every reply."""
+    import redis
+
+    client = redis.Redis.from_url(stack["redis_url"], decode_responses=True)
+    try:
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("appendfsync") == {"appendfsync": "always"}
+    finally:
+        client.close()

@@ -1,0 +1,32 @@
+"""Stopping background tasks for certain.
+
+One `Task.cancel()` is not always enough on Python 3.11: `asyncio.wait_for`, which
+redis-py uses to send every command, returns normally when the cancellation arrives in
+the same loop iteration as the result it was waiting for, and the cancellation is lost.
+A loop task then runs on (into its next blocking read, or forever), and whoever awaits
+it at shutdown hangs. `cancel_and_wait` cancels again while a task is still running
+after `retry_s`. Never for a task that must be allowed to finish its work: a task's own
+clean-up on cancellation gets `retry_s` before it is cancelled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+RETRY_S = 0.5
+
+
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[Any] | None], *, retry_s: float = RETRY_S
+) -> None:
+    """Cancel every task and return once all have ended (their results stay for the
+    caller to collect)."""
+    pending = {task for task in tasks if task is not None and not task.done()}
+    for task in pending:
+        task.cancel()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=retry_s)
+        for task in pending:
+            task.cancel()  # the last cancellation was dropped: send another
