@@ -84,7 +84,7 @@ def _number(at: At, value: Any, lo: float | None = None, hi: float | None = None
 
 
 def _severity(at: At, value: Any) -> int:
-    if value not in SEVERITIES:
+    if not isinstance(value, str) or value not in SEVERITIES:  # a list is not even hashable
         raise at.error("must be one of info, warning, critical")
     return SEVERITIES[value]
 
