@@ -12,6 +12,7 @@ import os
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 FULL = os.environ.get("VIGIL_CHAOS") == "full"
@@ -22,6 +23,9 @@ NETWORK = (12, 1_500)
 SLOW_NETWORK = (6, 400)
 
 COUNTS: Counter[str] = Counter()
+
+#: One fuzz test of a full run takes minutes; the suite's default timeout is 120 s.
+TIMEOUT = pytest.mark.timeout(3600 if FULL else 120)
 
 
 def cases(size: tuple[int, int], **extra: Any) -> settings:

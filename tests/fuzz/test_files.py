@@ -22,9 +22,9 @@ from services.detector.replay import replay
 from services.detector.rules.parse import default_text, load, load_text
 from services.detector.rules.spec import Rules
 from tests.fuzz import strategies as hs
-from tests.fuzz.sizes import PURE, cases, ran
+from tests.fuzz.sizes import PURE, TIMEOUT, cases, ran
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, TIMEOUT]
 
 SOURCE = "fuzz.yaml"
 scalars = st.one_of(

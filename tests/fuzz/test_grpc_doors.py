@@ -39,11 +39,11 @@ from vigil.v1 import (
 from services.common.auth import dashboard_token, device_token
 from services.common.embedded_redis import EmbeddedRedis
 from tests.fuzz import strategies as hs
-from tests.fuzz.sizes import NETWORK, SLOW_NETWORK, cases, ran
+from tests.fuzz.sizes import NETWORK, SLOW_NETWORK, TIMEOUT, cases, ran
 from tests.fuzz.suite import MAX_MESSAGE_BYTES, Suite, suite, unexpected_errors
 from tests.support.clients import reading
 
-pytestmark = [pytest.mark.fuzz, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.fuzz, TIMEOUT, pytest.mark.asyncio(loop_scope="module")]
 
 DEADLINE_S = 15.0  # a case that takes longer is a hang
 DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

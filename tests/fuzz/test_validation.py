@@ -28,9 +28,9 @@ from services.common.errors import InvalidArgument, PermissionDenied, Unauthenti
 from services.ingest import validate
 from services.notifier.analysis import check_ticket, start_request
 from tests.fuzz import strategies as hs
-from tests.fuzz.sizes import PURE, cases, ran
+from tests.fuzz.sizes import PURE, TIMEOUT, cases, ran
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, TIMEOUT]
 
 DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 SENSOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
