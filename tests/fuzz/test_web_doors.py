@@ -132,9 +132,16 @@ async def next_frame(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
 
 
 def error_names_field(message: aiohttp.WSMessage) -> bool:
+    """An error frame: `invalid_argument` with "<field>: <problem>", or
+    `unauthenticated` saying what is wrong with the token."""
     frame = json.loads(message.data)
-    field, sep, problem = str(frame.get("message", "")).partition(": ")
-    return frame.get("type") == "error" and bool(frame.get("code") and field and sep and problem)
+    text = str(frame.get("message", ""))
+    if frame.get("type") != "error":
+        return False
+    if frame.get("code") == "unauthenticated":
+        return "token" in text
+    field, sep, problem = text.partition(": ")
+    return frame.get("code") == "invalid_argument" and bool(field and sep and problem)
 
 
 async def expect_closed(ws: aiohttp.ClientWebSocketResponse, codes: set[int]) -> None:
@@ -176,7 +183,8 @@ async def test_any_websocket_frames_get_an_answer_or_a_documented_close(
                 assert json.loads(reply.data) == {"type": "pong"} or error_names_field(reply)
         else:
             assert error_names_field(answer), answer.data
-            await expect_closed(ws, {4400, 4401})
+            unauthenticated = json.loads(answer.data)["code"] == "unauthenticated"
+            await expect_closed(ws, {4401} if unauthenticated else {4400})
     await assert_ws_serves(session, services)
     assert unexpected_errors() == before
 
@@ -264,7 +272,11 @@ async def test_any_http_request_is_answered_below_500_and_refusals_are_problems(
         text = await response.text(errors="replace")
         kind = response.content_type
     assert status < 500, (status, method, path, text[:300])
-    if status >= 400:
+    if status == 400 and len(str(url)) > 8190:
+        # aiohttp's HTTP parser refuses a request line over 8190 bytes itself, in plain
+        # text, before any route or middleware sees the request.
+        assert "Got more than 8190 bytes" in text
+    elif status >= 400:
         assert kind == "application/problem+json", (status, kind, text[:200])
         problem = json.loads(text)
         assert problem["status"] == status and isinstance(problem["detail"], str)
