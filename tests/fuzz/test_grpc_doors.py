@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -39,6 +38,7 @@ from vigil.v1 import (
 from services.common.auth import dashboard_token, device_token
 from services.common.embedded_redis import EmbeddedRedis
 from tests.fuzz import strategies as hs
+from tests.fuzz.contract import DEVICE_ID, hello_ok, names_field, reading_ok
 from tests.fuzz.sizes import NETWORK, SLOW_NETWORK, TIMEOUT, cases, ran
 from tests.fuzz.suite import MAX_MESSAGE_BYTES, Suite, suite, unexpected_errors
 from tests.support.clients import reading
@@ -46,9 +46,6 @@ from tests.support.clients import reading
 pytestmark = [pytest.mark.fuzz, TIMEOUT, pytest.mark.asyncio(loop_scope="module")]
 
 DEADLINE_S = 15.0  # a case that takes longer is a hang
-DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-SENSOR = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-LABEL_KEY = re.compile(r"[A-Za-z0-9_./-]{1,63}")
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -71,9 +68,14 @@ async def channels(services: Suite) -> AsyncIterator[dict[str, aio.Channel]]:
         await channel.close()
 
 
-def names_field(details: str, *roots: str) -> bool:
-    field, sep, problem = details.partition(": ")
-    return bool(sep and problem.strip() and field.startswith(roots))
+async def final_status(call: Any) -> tuple[grpc.StatusCode, str]:
+    """Read a server stream to its end; its status and details."""
+    try:
+        async for _ in call:
+            pass
+    except aio.AioRpcError:
+        pass
+    return await call.code(), await call.details() or ""
 
 
 class Boundary:
@@ -126,26 +128,10 @@ async def stream(
     return await asyncio.to_thread(run_stream, target, token, messages, raw)
 
 
-def hello_ok(hello: ingest_pb2.Hello) -> bool:
-    return bool(
-        DEVICE_ID.fullmatch(hello.device_id)
-        and len(hello.labels) <= 32
-        and all(
-            LABEL_KEY.fullmatch(k) and len(v) <= 256 and v.isprintable()
-            for k, v in hello.labels.items()
-        )
-    )
-
-
 def batch_ok(batch: ingest_pb2.ReadingBatch, now: float) -> bool:
     if not 1 <= len(batch.readings) <= 1000 or batch.ByteSize() > MAX_MESSAGE_BYTES - 64:
         return False
-    return all(
-        SENSOR.fullmatch(r.sensor)
-        and math.isfinite(r.value)
-        and abs(r.time.seconds + r.time.nanos / 1e9 - now) < 86_400 - 60
-        for r in batch.readings
-    )
+    return all(reading_ok(r, now, margin_s=60) for r in batch.readings)
 
 
 async def assert_ingest_serves(target: str, secret: str) -> None:
@@ -260,15 +246,11 @@ async def test_unary_doors_answer_raw_garbage_bytes_clearly(
     metadata = (("authorization", f"Bearer {services.token}"),)
     with Boundary():
         if streamed:
-            call: Any = channels[service].unary_stream(path, request_serializer=None)(
-                data, metadata=metadata, timeout=0.2
+            code, details = await final_status(
+                channels[service].unary_stream(path, request_serializer=None)(
+                    data, metadata=metadata, timeout=0.2
+                )
             )
-            try:
-                async for _ in call:
-                    pass
-            except aio.AioRpcError:
-                pass
-            code, details = await call.code(), await call.details() or ""
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return  # decoded to a valid request: subscribed until our deadline
         else:
@@ -429,13 +411,7 @@ async def test_subscribe_accepts_or_refuses_any_request_clearly(
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     stub = notifier_pb2_grpc.NotifierStub(channels["notifier"])
     with Boundary():
-        call = stub.Subscribe(request, metadata=metadata, timeout=0.2)
-        try:
-            async for _ in call:
-                pass
-        except aio.AioRpcError:
-            pass
-        code, details = await call.code(), await call.details() or ""
+        code, details = await final_status(stub.Subscribe(request, metadata=metadata, timeout=0.2))
         if token_kind != "valid":
             assert code == grpc.StatusCode.UNAUTHENTICATED, (code, details)
         elif code != grpc.StatusCode.DEADLINE_EXCEEDED:  # accepted: open until our deadline
