@@ -73,8 +73,13 @@ def readings(now: float | None = None) -> st.SearchStrategy[common_pb2.Reading]:
     return st.builds(build, sensors, floats, st.one_of(timestamps(now), raw_times))
 
 
-labels = st.dictionaries(names, names, max_size=4) | st.dictionaries(
-    st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.text(max_size=300), max_size=40
+labels = st.one_of(
+    st.dictionaries(names, names, max_size=4),
+    st.dictionaries(
+        st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.text(max_size=300), max_size=40
+    ),
+    # A key or value far past any limit: a refusal must not echo it whole.
+    st.sampled_from([{"k" * 100_000: "v"}, {"k": "v" * 100_000}]),
 )
 
 
