@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, settings
 FULL = os.environ.get("VIGIL_CHAOS") == "full"
 
 #: Cases per door: (make test, make chaos).
-PURE = (60, 12_000)
-NETWORK = (12, 1_500)
-SLOW_NETWORK = (6, 400)
+PURE = (60, 9_000)
+NETWORK = (12, 1_000)
+SLOW_NETWORK = (6, 300)
 
 COUNTS: Counter[str] = Counter()
 
