@@ -241,7 +241,7 @@ UNARY_METHODS = [
 async def test_unary_doors_answer_raw_garbage_bytes_clearly(
     services: Suite, channels: dict[str, aio.Channel], method: tuple[str, str, bool], data: bytes
 ) -> None:
-    ran("gRPC raw bytes (Detect, Analyzer, Subscribe)")
+    ran("gRPC raw bytes, unary doors")
     service, path, streamed = method
     metadata = (("authorization", f"Bearer {services.token}"),)
     with Boundary():
