@@ -19,6 +19,7 @@ from services.common.errors import PermissionDenied, Unauthenticated
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_EXPIRY = re.compile(r"[0-9]{1,20}")
 
 
 def _sign(key_hex: str, message: str) -> str:
@@ -64,7 +65,14 @@ def dashboard_token(dashboard_secret_hex: str, name: str = "dashboard", ttl_s: i
 def verify_dashboard(dashboard_secret_hex: str, token: str, now: float | None = None) -> str:
     """The viewer name a valid dashboard token carries; Unauthenticated otherwise."""
     parts = token.split(".")
-    if len(parts) != 3 or not _NAME.fullmatch(parts[0]) or not parts[1].isdigit():
+    # Checked for shape first: compare_digest refuses non-ASCII text (a TypeError, not a
+    # refusal), and str.isdigit would pass digits int() cannot read.
+    if (
+        len(parts) != 3
+        or not _NAME.fullmatch(parts[0])
+        or not _EXPIRY.fullmatch(parts[1])
+        or not _HEX64.fullmatch(parts[2])
+    ):
         raise Unauthenticated("malformed dashboard token")
     name, expiry, signature = parts
     expected = _sign(dashboard_secret_hex, f"dashboard|{name}|{expiry}")

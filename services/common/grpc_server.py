@@ -13,11 +13,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from services.common import metrics
 from services.common.embedded_redis import port_in_use
-from services.common.errors import ConfigError, ResourceExhausted, VigilError, unavailable
+from services.common.errors import (
+    ConfigError,
+    InvalidArgument,
+    ResourceExhausted,
+    VigilError,
+    unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,23 @@ BASE_OPTIONS: list[tuple[str, Any]] = [("grpc.so_reuseport", 0)]
 def status_code(error: VigilError) -> grpc.StatusCode:
     code: grpc.StatusCode = getattr(grpc.StatusCode, error.status, grpc.StatusCode.INTERNAL)
     return code
+
+
+def _decoder(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """The method's deserializer, with undecodable bytes an INVALID_ARGUMENT: left to
+    gRPC they are UNKNOWN (unary) or an unexpected error in the handler (streams)."""
+
+    def decode(data: bytes) -> Any:
+        if deserialize is None:
+            return data
+        try:
+            return deserialize(data)
+        except DecodeError:
+            raise InvalidArgument(
+                "message", "not a valid protobuf encoding of the request"
+            ) from None
+
+    return decode
 
 
 class _Call:
@@ -83,31 +107,34 @@ class BoundaryInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method: str = details.method
+        decode = _decoder(handler.request_deserializer)
+        # Unary requests are decoded inside the wrapper (bytes in), so that a bad one
+        # reaches _fail; streamed ones are decoded as the handler reads them.
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._unary(method, handler.unary_unary, decode),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming("server_stream", method, handler.unary_stream, False),
-                request_deserializer=handler.request_deserializer,
+                self._streaming("server_stream", method, handler.unary_stream, decode),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming("bidi_stream", method, handler.stream_stream, True),
-                request_deserializer=handler.request_deserializer,
+                self._streaming("bidi_stream", method, handler.stream_stream, None),
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         return handler  # client streaming: no Vigil method uses it
 
-    def _unary(self, method: str, behavior: Any) -> Any:
+    def _unary(self, method: str, behavior: Any, decode: Callable[[bytes], Any]) -> Any:
         async def wrapped(request: Any, context: aio.ServicerContext) -> Any:
             call = _Call("unary", method)
             try:
-                return await behavior(request, context)
+                return await behavior(decode(request), context)
             except aio.AbortError:
                 call.code = context.code().name if context.code() else "UNKNOWN"
                 raise
@@ -118,7 +145,12 @@ class BoundaryInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
 
         return wrapped
 
-    def _streaming(self, kind: str, method: str, behavior: Any, streamed_in: bool) -> Any:
+    def _streaming(
+        self, kind: str, method: str, behavior: Any, decode: Callable[[bytes], Any] | None
+    ) -> Any:
+        """`decode` is given for a unary request (decoded here); None when requests
+        stream in (decoded by gRPC as they are read)."""
+
         async def counted(
             requests: AsyncIterator[Any], labels: tuple[str, str, str]
         ) -> AsyncIterator[Any]:
@@ -130,8 +162,8 @@ class BoundaryInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         async def wrapped(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
             call = _Call(kind, method)
             sent = metrics.GRPC_MSG_SENT.labels(*call.labels)
-            source = counted(request, call.labels) if streamed_in else request
             try:
+                source = counted(request, call.labels) if decode is None else decode(request)
                 async for response in behavior(source, context):
                     sent.inc()
                     yield response

@@ -41,10 +41,14 @@ Row = tuple[str, float, float]
 
 
 def rows(index: int, batch: detector_pb2.DeviceBatch) -> Iterable[Row]:
-    """The (sensor, unix seconds, value) rows of a batch, columns or messages."""
+    """The (sensor, unix seconds, value) rows of a batch, columns or messages, checked
+    alike: every time and value finite."""
     if batch.readings:
-        return [(r.sensor, r.time.seconds + r.time.nanos / 1e9, r.value) for r in batch.readings]
-    sensors, times, values = list(batch.sensors), list(batch.times), list(batch.values)
+        sensors = [r.sensor for r in batch.readings]
+        times = [r.time.seconds + r.time.nanos / 1e9 for r in batch.readings]
+        values = [r.value for r in batch.readings]
+    else:
+        sensors, times, values = list(batch.sensors), list(batch.times), list(batch.values)
     if not len(sensors) == len(times) == len(values):
         raise InvalidArgument(f"batches[{index}]", "sensors, times and values differ in length")
     if not (all(map(math.isfinite, times)) and all(map(math.isfinite, values))):

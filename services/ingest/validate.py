@@ -25,6 +25,12 @@ def _printable(text: str) -> bool:
     return all(ch.isprintable() for ch in text)
 
 
+def _shown(key: str) -> str:
+    """A label key as a refusal names it: cut short, since the message travels in a
+    gRPC trailer and a client drops trailers larger than its limit (8-16 KiB)."""
+    return repr(key) if len(key) <= 64 else f"{key[:64]!r}..."
+
+
 def hello(message: ingest_pb2.Hello) -> tuple[str, dict[str, str]]:
     """The device id and labels of a valid Hello."""
     if not DEVICE_ID.fullmatch(message.device_id):
@@ -33,10 +39,12 @@ def hello(message: ingest_pb2.Hello) -> tuple[str, dict[str, str]]:
         raise InvalidArgument("hello.labels", f"at most {MAX_LABELS} labels")
     for key, value in message.labels.items():
         if not LABEL_KEY.fullmatch(key):
-            raise InvalidArgument(f"hello.labels[{key!r}]", "key must match [A-Za-z0-9_./-]{1,63}")
+            raise InvalidArgument(
+                f"hello.labels[{_shown(key)}]", "key must match [A-Za-z0-9_./-]{1,63}"
+            )
         if len(value) > MAX_LABEL_VALUE or not _printable(value):
             raise InvalidArgument(
-                f"hello.labels[{key!r}]",
+                f"hello.labels[{_shown(key)}]",
                 f"value must be printable text of at most {MAX_LABEL_VALUE} characters",
             )
     return message.device_id, dict(message.labels)

@@ -26,7 +26,8 @@ from services.common.events import SEVERITY_BY_NAME
 from services.notifier.entry import Entry
 from services.notifier.filters import Filter
 
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+# [0-9], not \d: \d also matches other scripts' digits, which Redis refuses as stream ids.
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 LABEL_KEY = re.compile(r"[A-Za-z0-9_./-]{1,63}")
 MAX_LIST = 1000

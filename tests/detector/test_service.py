@@ -262,3 +262,13 @@ async def test_detect_accepts_messages_and_columns_and_refuses_bad_columns(
             await detect(stub, fine, nan)
         assert failure.value.details() == "batches[1]: times and values must be finite"
         assert "e" not in app_of(service).detector.devices  # the bad request judged nothing
+        infinite = detector_pb2.DeviceBatch(
+            device_id="d",
+            seq=4,
+            readings=[
+                common_pb2.Reading(sensor="temperature", value=float("inf"), time=from_seconds(6))
+            ],
+        )
+        with pytest.raises(aio.AioRpcError) as failure:  # messages are checked like columns
+            await detect(stub, infinite)
+        assert failure.value.details() == "batches[0]: times and values must be finite"

@@ -135,3 +135,17 @@ async def test_critical_batch_becomes_event_and_job_before_ack(
     assert job_id == f"alert:{ack.anomalies[0].episode_id}:3"
     enqueued_ms = 3 * 10**12 - score  # score = priority * 10^12 - enqueue time (ms)
     assert abs(enqueued_ms - time.time() * 1000) < 60_000
+
+
+async def test_refusal_of_a_huge_label_key_is_short_and_names_the_field(
+    ingest: str, device_secret: str
+) -> None:
+    """The key is not echoed whole: a 100 KB message would exceed the client's trailer
+    limit, and the device would see a transport error instead of the reason."""
+    async with device_stream(ingest, token_for(device_secret, "dev-1")) as dev:
+        with pytest.raises(aio.AioRpcError) as failure:
+            await dev.hello("dev-1", {"k" * 100_000: "v"})
+    details = failure.value.details() or ""
+    assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    shown = repr("k" * 64) + "..."
+    assert details == f"hello.labels[{shown}]: key must match [A-Za-z0-9_./-]{{1,63}}"

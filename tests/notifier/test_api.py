@@ -283,9 +283,12 @@ async def test_health_endpoints_need_no_token(notifier: Notifier) -> None:
         for path in ("/healthz", "/readyz"):
             async with session.get(path) as response:
                 assert response.status == 200
-        async with session.get("/nope") as response:
-            assert response.status == 404
-            assert response.content_type == "application/problem+json"
+        for missing in ("/nope", "/static/nope.js", "/static/..%2Fweb.py"):
+            async with session.get(missing) as response:
+                assert response.status == 404, missing
+                assert response.content_type == "application/problem+json", missing
+        async with session.get("/static/app.js") as response:
+            assert response.status == 200 and "javascript" in response.content_type
 
 
 async def test_readyz_turns_503_when_draining_starts_while_healthz_stays_up(

@@ -68,3 +68,10 @@ def test_durations(value: Any, seconds: int) -> None:
 def test_bad_durations_name_the_field(value: Any) -> None:
     with pytest.raises(InvalidArgument, match=r"^window: "):
         durations.seconds(value, "window", default=60, lo=1, hi=86_400)
+
+
+@pytest.mark.parametrize("last", ["\u0665\u0660-0", "1764000000000-\u096f", "\uff15-0"])
+def test_stream_ids_take_ascii_digits_only(last: str) -> None:
+    """Other scripts' digits would pass \\d and make Redis refuse the replay's XRANGE."""
+    with pytest.raises(InvalidArgument, match=r"^last_id: "):
+        parse_subscribe({"type": "subscribe", "token": "t", "last_id": last})

@@ -84,7 +84,7 @@ def _number(at: At, value: Any, lo: float | None = None, hi: float | None = None
 
 
 def _severity(at: At, value: Any) -> int:
-    if value not in SEVERITIES:
+    if not isinstance(value, str) or value not in SEVERITIES:  # a list is not even hashable
         raise at.error("must be one of info, warning, critical")
     return SEVERITIES[value]
 
@@ -202,7 +202,8 @@ def _layer(at: At, raw: Any, base: Layer | None = None) -> Layer:
 
 
 def _sensors(at: At, raw: Any) -> dict[str, Layer]:
-    item = _mapping(at, {} if raw is None else raw, set(raw or ()))
+    # Any key is allowed; a non-mapping (`sensors: 1`) is refused by _mapping, not set().
+    item = _mapping(at, {} if raw is None else raw, set(raw) if isinstance(raw, dict) else set())
     sensors: dict[str, Layer] = {}
     for name, spec in item.items():
         if not isinstance(name, str):
@@ -231,7 +232,10 @@ def _override(at: At, raw: Any) -> Override:
     if device is not None and not isinstance(device, str):
         raise match_at.child(match, "device").error("must be a glob like 'press-*'")
     labels_at = match_at.child(match, "labels")
-    labels = _mapping(labels_at, match.get("labels") or {}, set(match.get("labels") or ()))
+    raw_labels = match.get("labels") or {}
+    labels = _mapping(
+        labels_at, raw_labels, set(raw_labels) if isinstance(raw_labels, dict) else set()
+    )
     pairs = []
     for key, pattern in labels.items():
         if not isinstance(pattern, str | int | float) or isinstance(pattern, bool):
