@@ -1,11 +1,13 @@
 """Isolation: a client that never reads is cut off while fifty others keep receiving
-within the latency they had before it came, measured in the same test."""
+every event, in order, while it is connected and stuck.
+
+How much the stuck client moves the others' latency is a performance figure: `make
+bench` measures it (fanout stage, 10% slow clients, target p99 ratio <= 1.2), not this
+test, whose timing would depend on what else the machine runs."""
 
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from contextlib import AsyncExitStack
 
 from prometheus_client import REGISTRY
@@ -30,25 +32,24 @@ class Fleet:
     def __init__(self, redis: Redis, clients: list[WsClient]) -> None:
         self.redis = redis
         self.clients = clients
-        self.arrived: dict[int, list[float]] = {}
+        self.arrived: dict[int, int] = {}  # event n -> clients that have it
         self.complete: dict[int, asyncio.Event] = {}
-        self.readers = [asyncio.create_task(self._read(c)) for c in clients]
+        self.seen: list[list[int]] = [[] for _ in clients]
+        self.readers = [asyncio.create_task(self._read(c, i)) for i, c in enumerate(clients)]
 
-    async def _read(self, client: WsClient) -> None:
+    async def _read(self, client: WsClient, index: int) -> None:
         while True:
             _, event = await client.event(timeout_s=30)
-            now = time.perf_counter()
-            times = self.arrived.setdefault(event["n"], [])
-            times.append(now)
-            if len(times) == len(self.clients):
+            self.seen[index].append(event["n"])
+            self.arrived[event["n"]] = self.arrived.get(event["n"], 0) + 1
+            if self.arrived[event["n"]] == len(self.clients):
                 self.complete[event["n"]].set()
 
-    async def round(self, n: int) -> list[float]:
+    async def round(self, n: int) -> None:
         self.complete[n] = asyncio.Event()
-        sent = time.perf_counter()
         await publish(self.redis, alert("dev-1", n=n, reasons=[PAD]))
         await asyncio.wait_for(self.complete[n].wait(), 30)
-        return [t - sent for t in self.arrived.pop(n)]
+        self.arrived.pop(n)
 
     async def stop(self) -> None:
         for reader in self.readers:
@@ -56,11 +57,7 @@ class Fleet:
         await asyncio.gather(*self.readers, return_exceptions=True)
 
 
-def quantile(samples: list[float], q: float) -> float:
-    return statistics.quantiles(samples, n=100)[int(q * 100) - 1]
-
-
-async def test_never_reading_client_is_cut_off_and_the_others_latency_does_not_move(
+async def test_never_reading_client_is_cut_off_and_the_others_miss_nothing(
     base_env: dict[str, str], token: str, redis: Redis
 ) -> None:
     async with (
@@ -72,32 +69,29 @@ async def test_never_reading_client_is_cut_off_and_the_others_latency_does_not_m
         ]
         fleet = Fleet(redis, clients)
         n = 0
-        baseline: list[float] = []
         for _ in range(ROUNDS):
-            baseline += await fleet.round(n)
+            await fleet.round(n)
             n += 1
 
         before = cut_offs()
         slow = await NeverReadingClient.connect(notifier.ws, {"type": "subscribe", "token": token})
-        during: list[float] = []
+        # Every round below completes only when all fifty have the event: a notifier
+        # that waited on the stuck client would time out here instead.
         while cut_offs() == before:
-            during += await fleet.round(n)
+            await fleet.round(n)
             n += 1
             assert n < 20_000, "the never-reading client was not cut off"
-        rounds_to_cut = n - ROUNDS
+        rounds_while_stuck = n - ROUNDS
         closed = await asyncio.wait_for(slow.closed_by_server(), 30)
         slow.close()
-        after: list[float] = []
         for _ in range(ROUNDS):
-            after += await fleet.round(n)
+            await fleet.round(n)
             n += 1
         await fleet.stop()
 
     assert closed
     assert cut_offs() == before + 1  # the stuck one, and none of the fifty
-    # The fifty's latency while the stuck client was connected, against the same
-    # fifty before it came and after it was gone (time-symmetric, same process).
-    normal = baseline + after
-    for q, bound in ((0.5, 1.5), (0.9, 2.0)):
-        ratio = quantile(during, q) / quantile(normal, q)
-        assert ratio <= bound, f"p{q * 100:.0f} moved x{ratio:.2f} ({rounds_to_cut} rounds to cut)"
+    # The stuck client's buffers took several rounds to fill: the fifty were served
+    # all that time, each event once and in order.
+    assert rounds_while_stuck > 1
+    assert all(seen == list(range(n)) for seen in fleet.seen)
