@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
+# Assertions wait for the page's state, never sleep; on a shared 2-core machine a page
+# under a whole stack can take longer than Playwright's 5 s default to get there.
+expect.set_options(timeout=20_000)
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
