@@ -6,7 +6,7 @@ Every run is bounded in count and time and stays on 127.0.0.1.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,25 @@ class Scale:
     redis_kills: int
     load_devices: int  # the steady load test
     load_seconds: float
+    # Network faults (test_network): the faults each link gets, how long each is held,
+    # and the delay a slow link adds to every chunk.
+    net_faults: tuple[str, ...] = ("delay", "drop", "cut")
+    net_hold_s: float = 1.5
+    net_delay_s: float = 0.2
+    # An outage: a link cut for longer than a Redis client retries (~5 s of backoff),
+    # so the error reaches the caller; held on these links.
+    net_outage_s: float = 7.0
+    net_outage_links: tuple[str, ...] = ("ingest->redis",)
 
 
 SMALL = Scale(False, devices=50, rate=4.0, kills_each=1, gap_s=1.5, redis_kills=1,
               load_devices=200, load_seconds=8.0)  # fmt: skip
 FULL = Scale(True, devices=100, rate=4.0, kills_each=5, gap_s=3.0, redis_kills=3,
              load_devices=1000, load_seconds=60.0)  # fmt: skip
+
+FULL = replace(FULL, net_hold_s=6.0, net_delay_s=0.5, net_outage_s=15.0,
+               net_outage_links=("ingest->detector", "ingest->redis", "analyzer->redis",
+                                 "notifier->redis"))  # fmt: skip
 
 
 def scale() -> Scale:
