@@ -18,10 +18,12 @@ from typing import Any, ClassVar
 
 from grpc import aio
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from vigil.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.common.cancel import cancel_and_wait
-from services.common.errors import ResourceExhausted, VigilError
+from services.common.errors import ResourceExhausted, Unavailable, VigilError
 from services.common.scripts import Scripts
 from services.ingest import metrics
 from services.ingest.commit import Committer
@@ -66,6 +68,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         except VigilError as exc:
             metrics.REJECTED.labels(exc.status).inc()
             raise
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Redis away for longer than its client retries: the batches in flight are
+            # not acked, so the device must resend them on a new stream; say so.
+            metrics.REJECTED.labels("UNAVAILABLE").inc()
+            raise Unavailable(f"Redis unavailable ({type(exc).__name__}): reconnect") from None
         finally:
             self.open_streams -= 1
             metrics.STREAMS.dec()
