@@ -28,6 +28,9 @@ class Scale:
     # so the error reaches the caller; held on these links.
     net_outage_s: float = 7.0
     net_outage_links: tuple[str, ...] = ("ingest->redis",)
+    # The model down, slow, 429 storm (test_llm): devices under load, rounds of the three.
+    llm_devices: int = 20
+    llm_rounds: int = 1
 
 
 SMALL = Scale(False, devices=50, rate=4.0, kills_each=1, gap_s=1.5, redis_kills=1,
@@ -37,7 +40,8 @@ FULL = Scale(True, devices=100, rate=4.0, kills_each=5, gap_s=3.0, redis_kills=3
 
 FULL = replace(FULL, net_hold_s=6.0, net_delay_s=0.5, net_outage_s=15.0,
                net_outage_links=("ingest->detector", "ingest->redis", "analyzer->redis",
-                                 "notifier->redis"))  # fmt: skip
+                                 "notifier->redis"),
+               llm_devices=100, llm_rounds=3)  # fmt: skip
 
 
 def scale() -> Scale:
