@@ -31,6 +31,12 @@ class Scale:
     # The model down, slow, 429 storm (test_llm): devices under load, rounds of the three.
     llm_devices: int = 20
     llm_rounds: int = 1
+    # Load (test_load): batches/s per device of the steady load; overload: devices, the
+    # capacity probe and the overload phase.
+    load_rate: float = 2.0
+    overload_devices: int = 200
+    overload_probe_s: float = 2.0
+    overload_seconds: float = 5.0
 
 
 SMALL = Scale(False, devices=50, rate=4.0, kills_each=1, gap_s=1.5, redis_kills=1,
@@ -41,7 +47,8 @@ FULL = Scale(True, devices=100, rate=4.0, kills_each=5, gap_s=3.0, redis_kills=3
 FULL = replace(FULL, net_hold_s=6.0, net_delay_s=0.5, net_outage_s=15.0,
                net_outage_links=("ingest->detector", "ingest->redis", "analyzer->redis",
                                  "notifier->redis"),
-               llm_devices=100, llm_rounds=3)  # fmt: skip
+               llm_devices=100, llm_rounds=3, load_rate=1.0, overload_devices=500,
+               overload_probe_s=5.0, overload_seconds=20.0)  # fmt: skip
 
 
 def scale() -> Scale:
