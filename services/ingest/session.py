@@ -112,6 +112,9 @@ class Session:
         self.drained = asyncio.Condition()
         self.window = parts.flow.window
         self.limit = self.window  # enforced: the old window until the device obeys a new one
+        # Batches the device may have written under a larger window before a lowered one
+        # reached it: the next this many reads may overrun the window without a strike.
+        self.in_transit = 0
         self.strikes: list[float] = []
         self.recent: set[int] = set()
         self.last_seq = 0
@@ -179,6 +182,10 @@ class Session:
 
     def flow_changed(self, window: int) -> None:
         """The controller set a new window: tell the device; enforce it once obeyed."""
+        if window < self.window:
+            # Until the device reads this Flow it may still fill the old window: up to
+            # (old window - unacked here) batches can be on their way already.
+            self.in_transit = max(self.in_transit, self.window - self.unacked)
         self.window = window
         if window >= self.limit or self.unacked <= window:
             self.limit = window
@@ -236,7 +243,14 @@ class Session:
         self.last_seq = max(self.last_seq, seq)
 
     async def _within_window(self) -> None:
+        written_before_flow = self.in_transit > 0
+        self.in_transit = max(0, self.in_transit - 1)
         if self.unacked < self.limit:
+            return
+        if written_before_flow:  # no fault of the device's: throttle it, no strike
+            metrics.LIMITED.labels("window", "throttled").inc()
+            async with self.drained:
+                await self.drained.wait_for(lambda: self.unacked < self.limit)
             return
         now = time.monotonic()
         self.strikes = [t for t in self.strikes if now - t < STRIKE_MEMORY_S]
