@@ -28,6 +28,10 @@ class Scale:
     # so the error reaches the caller; held on these links.
     net_outage_s: float = 7.0
     net_outage_links: tuple[str, ...] = ("ingest->redis",)
+    # A blackhole longer than a Redis client's deadline and retries (7 tries of 5 s):
+    # held on these links (none in the small run: it takes most of a minute).
+    net_blackhole_s: float = 50.0
+    net_blackhole_links: tuple[str, ...] = ()
     # The model down, slow, 429 storm (test_llm): devices under load, rounds of the three.
     llm_devices: int = 20
     llm_rounds: int = 1
@@ -47,6 +51,7 @@ FULL = Scale(True, devices=100, rate=4.0, kills_each=5, gap_s=3.0, redis_kills=3
 FULL = replace(FULL, net_hold_s=6.0, net_delay_s=0.5, net_outage_s=15.0,
                net_outage_links=("ingest->detector", "ingest->redis", "analyzer->redis",
                                  "notifier->redis"),
+               net_blackhole_links=("ingest->redis",),
                llm_devices=100, llm_rounds=3, load_rate=1.0, overload_devices=500,
                overload_probe_s=5.0, overload_seconds=20.0)  # fmt: skip
 
