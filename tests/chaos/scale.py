@@ -22,7 +22,7 @@ class Scale:
     # Network faults (test_network): the faults each link gets, how long each is held,
     # and the delay a slow link adds to every chunk.
     net_faults: tuple[str, ...] = ("delay", "drop", "cut")
-    net_hold_s: float = 1.5
+    net_hold_s: float = 1.0
     net_delay_s: float = 0.2
     # An outage: a link cut for longer than a Redis client retries (~5 s of backoff),
     # so the error reaches the caller; held on these links.

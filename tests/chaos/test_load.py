@@ -123,7 +123,7 @@ async def test_steady_load_keeps_memory_and_redis_bounded(tmp_path: Path, size: 
     assert sizes.queue <= QUEUE_MAX_DEPTH
 
 
-OVERLOAD_MAX_WINDOW = 8
+OVERLOAD_MAX_WINDOW = 4
 OVERLOAD_QUEUE_DEPTH = 20
 RECOVERY_INCIDENT_RATE = 0.0005
 RECOVER_S = 90.0
@@ -137,7 +137,7 @@ async def test_overload_lowers_flow_sheds_low_jobs_and_recovers(
     async with openai_server() as model:
         # A model that takes a while, asked every time and one job at a time: the
         # diagnoses fall behind the alerts, so the queue reaches its bound.
-        model.default = slow(0.2)
+        model.default = slow(0.1)
         model.numbered = True
         analyzer = model_env(
             model,
