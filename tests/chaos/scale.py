@@ -48,7 +48,7 @@ SMALL = Scale(False, devices=50, rate=4.0, kills_each=1, gap_s=1.5, redis_kills=
 FULL = Scale(True, devices=100, rate=4.0, kills_each=5, gap_s=3.0, redis_kills=3,
              load_devices=1000, load_seconds=60.0)  # fmt: skip
 
-FULL = replace(FULL, net_hold_s=6.0, net_delay_s=0.5, net_outage_s=15.0,
+FULL = replace(FULL, net_hold_s=6.0, net_delay_s=0.3, net_outage_s=15.0,
                net_outage_links=("ingest->detector", "ingest->redis", "analyzer->redis",
                                  "notifier->redis"),
                net_blackhole_links=("ingest->redis",),

@@ -15,12 +15,16 @@ the windows again and the queue drains. Behaviour is asserted, never speed.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import pytest
 
+from services.common import keys
 from services.common.events import SEVERITY_BY_NAME
 from services.common.redis_client import connect
 from tests.chaos.scale import Scale
@@ -90,6 +94,7 @@ async def test_steady_load_keeps_memory_and_redis_bounded(tmp_path: Path, size: 
             await checker.converge()
             report = await checker.report("steady load", stack.kills, time.monotonic() - started)
             sizes = await redis_size(redis, fleet.ids)
+            presence = cast(dict[str, str], await redis.hgetall(keys.DEVICES))
         finally:
             await fleet.close()
             await dashboard.stop()
@@ -111,6 +116,9 @@ async def test_steady_load_keeps_memory_and_redis_bounded(tmp_path: Path, size: 
     assert report.batches_acked == report.batches_sent > 0
     assert report.batches_in_redis == report.batches_acked
     assert report.readings_lost == 0 and report.readings_duplicated == 0
+    # Every device said goodbye when its stream closed: none is left "online".
+    statuses = Counter(json.loads(presence[d])["status"] for d in fleet.ids)
+    assert statuses == {"offline": size.load_devices}, statuses
     assert report.alerts > 0 and report.alerts_missing_on_dashboard == 0
     assert report.dashboard_duplicated == 0
     assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
