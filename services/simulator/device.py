@@ -33,6 +33,9 @@ FATAL = {
     grpc.StatusCode.INVALID_ARGUMENT,
 }
 MAX_RETRY_AFTER_S = 60.0
+# grpcio's asyncio client reports INTERNAL with this debug text in place of the server's
+# status when a write races the end of the stream (a known grpcio bug): the stream ended.
+WRITE_RACE = 'Failed "execute_batch"'
 
 
 class DeviceRefused(Exception):
@@ -52,6 +55,7 @@ class DeviceStats:
     reconnects: int = 0
     flows: list[int] = field(default_factory=list)  # every window the server gave
     ended: dict[str, int] = field(default_factory=dict)  # status name -> streams ended so
+    write_races: int = 0  # of the INTERNAL ones: the status lost to a write at the end
     anomalies: list[common_pb2.Verdict] = field(default_factory=list)
 
 
@@ -63,6 +67,11 @@ def retry_after(exc: grpc.RpcError) -> float | None:
             with contextlib.suppress(ValueError):
                 return min(MAX_RETRY_AFTER_S, max(0.0, float(value)))
     return None
+
+
+def _debug(exc: grpc.RpcError) -> str:
+    debug = getattr(exc, "debug_error_string", None)
+    return str(debug()) if callable(debug) else ""
 
 
 class Device:
@@ -174,6 +183,8 @@ class Device:
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
                 self.stats.ended[code.name] = self.stats.ended.get(code.name, 0) + 1
+                if code == grpc.StatusCode.INTERNAL and WRITE_RACE in _debug(exc):
+                    self.stats.write_races += 1
                 if code in FATAL:
                     raise DeviceRefused(code, exc.details() or "") from None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
