@@ -41,7 +41,7 @@ from tests.support.load import (
     shed_jobs,
     total,
 )
-from tests.support.netfaults import EpisodeChecker
+from tests.support.netfaults import EpisodeChecker, retried_only
 from tests.support.openai_server import model_env, openai_server, slow
 
 pytestmark = pytest.mark.chaos
@@ -135,7 +135,9 @@ OVERLOAD_MAX_WINDOW = 4
 OVERLOAD_QUEUE_DEPTH = 20
 RECOVERY_INCIDENT_RATE = 0.0005
 RECOVER_S = 90.0
-RETRYABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}
+#: Overloaded, a device may be told to reconnect (a call past its deadline); a device
+#: that obeys Flow breaks no limit, so never RESOURCE_EXHAUSTED.
+RETRYABLE = {"UNAVAILABLE", "DEADLINE_EXCEEDED"}
 
 
 @pytest.mark.timeout(900)
@@ -257,8 +259,7 @@ async def test_overload_lowers_flow_sheds_low_jobs_and_recovers(
     assert report.batches_acked == report.batches_sent > 0
     assert report.batches_in_redis == report.batches_acked
     assert report.readings_lost == 0 and report.readings_duplicated == 0
-    # Overloaded, a device may be told to reconnect (a call past its deadline), never more.
-    assert set(report.ended) <= RETRYABLE, report.ended
+    assert retried_only(report.ended, fleet, RETRYABLE), report.ended
     # Flow lowered the devices' windows while they asked for too much ...
     assert min(overload_windows) < OVERLOAD_MAX_WINDOW
     assert min(windows) < OVERLOAD_MAX_WINDOW

@@ -25,7 +25,15 @@ from tests.support.cluster import FAULT_ENV
 from tests.support.dashboard import Dashboard
 from tests.support.faultproxy import FaultProxy
 from tests.support.fleet import Fleet
-from tests.support.netfaults import LINKS, EpisodeChecker, Phase, ended_since, proxied
+from tests.support.netfaults import (
+    LINKS,
+    EpisodeChecker,
+    Phase,
+    ended_since,
+    proxied,
+    retried_only,
+    write_races,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -129,6 +137,7 @@ async def test_network_faults_end_in_bounded_time_and_lose_nothing(
             await dashboard.stop()
             await redis.aclose()
     report.publish(tmp_path)
+    print(f"  device streams whose status grpcio lost to a write race: {write_races(fleet)}")
     for phase in phases:
         print(phase.line())
     for link, proxy in proxies.items():
@@ -143,8 +152,10 @@ async def test_network_faults_end_in_bounded_time_and_lose_nothing(
     assert report.dashboard_duplicated == 0
     assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
     assert report.insights_duplicated == 0
-    # Every status a device saw told it to reconnect and resend: none was a failure.
-    assert set(report.ended) <= RETRYABLE, report.ended
+    # Every status a device saw told it to reconnect and resend: none was a failure
+    # (grpcio may say INTERNAL when a write raced the end of a stream; the devices
+    # count those).
+    assert retried_only(report.ended, fleet, RETRYABLE), (report.ended, write_races(fleet))
     for phase in phases:
         # Where devices wait on the link, a fault that outlasts the deadline and the
         # retries ends their streams (they resend): no call waits forever.

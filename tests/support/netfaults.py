@@ -93,6 +93,18 @@ def ended_since(fleet: Fleet, before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in now.items() if v - before.get(k, 0)}
 
 
+def write_races(fleet: Fleet) -> int:
+    """Device streams whose status grpcio replaced with INTERNAL because a write raced
+    the end of the stream (see services.simulator.device.WRITE_RACE)."""
+    return sum(device.stats.write_races for device in fleet.devices.values())
+
+
+def retried_only(ended: dict[str, int], fleet: Fleet, allowed: set[str]) -> bool:
+    """Every stream ended with an `allowed` status, or with INTERNAL from a write race."""
+    rest = dict(ended)
+    return rest.pop("INTERNAL", 0) == write_races(fleet) and set(rest) <= allowed
+
+
 class Clock:
     def __init__(self) -> None:
         self.started = time.monotonic()
