@@ -93,6 +93,9 @@ def insight_for(data: dict[str, Any]) -> dict[str, Any]:
 class OpenAIServer:
     def __init__(self) -> None:
         self.default = OK
+        #: Number every answer ("... (answer 7)"), as a real model never answers twice
+        #: in the same words; off, equal questions get equal answers.
+        self.numbered = False
         self.calls: list[Call] = []
         self._script: deque[Reply] = deque()
         self._arrived = asyncio.Condition()
@@ -197,7 +200,10 @@ class OpenAIServer:
             data = call.data
         except (IndexError, KeyError, ValueError):
             data = {}
-        return json.dumps(reply.insight or insight_for(data))
+        insight = reply.insight or insight_for(data)
+        if self.numbered:
+            insight = {**insight, "diagnosis": f"{insight['diagnosis']} (answer {len(self.calls)})"}
+        return json.dumps(insight)
 
 
 def _error(
