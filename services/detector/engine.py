@@ -108,7 +108,6 @@ class Detector:
                 outcome.sequence = "gap"
             device.last_seq = max(device.last_seq, seq)
         now = self.clock()
-        device.arrivals.arrived(now)
         device.dirty = True
         if device.offline.id:
             silent = Verdict("", now, 0.0, 0.0, 0, ["reporting again"])
@@ -124,6 +123,7 @@ class Detector:
         anomalies = outcome.anomalies
         changes = outcome.changes
         max_score = 0.0
+        stamp = 0.0  # the batch's newest reading time, for the device's rhythm
         for sensor, t, x in readings:
             series = all_series.get(sensor)
             if series is None:
@@ -140,7 +140,8 @@ class Detector:
             if series.model_floor > 1.0:
                 score = 0.0  # the model is off for this series: it only learns
             if series.arrivals.last != now:
-                series.arrivals.arrived(now)
+                series.arrivals.arrived(now, t)
+                stamp = max(stamp, t)
             spec = series.rules
             model_severity = 0
             severity = 0
@@ -203,6 +204,7 @@ class Detector:
             max_score = max(max_score, score)
             if scores is not None:
                 scores.append(score)
+        device.arrivals.arrived(now, stamp)
         outcome.max_score = max_score
         if seq:
             # Most batches are normal: keep just their max score (memory per device).

@@ -31,16 +31,24 @@ IRREGULAR_MARGIN = 2.0  # silence beyond twice the usual longest interval
 @dataclass(slots=True)
 class Rhythm:
     """When something arrives (detector clock): a robust median of the intervals, and
-    how irregular they are (the 99.5th percentile of interval / median)."""
+    how irregular they are (the 99.5th percentile of interval / median).
+
+    An interval is the longer of the arrival interval and the one between the readings'
+    own times (`stamp`): a device that resends a window of batches after a reconnect
+    delivers them milliseconds apart, but they were taken its usual cadence apart, and
+    learning the milliseconds would make the next ordinary pause an alert."""
 
     last: float = 0.0
     cadence: float = 0.0
     samples: int = 0
     spread: float = SPREAD_START
+    stamp: float = 0.0  # the newest reading time seen (the device's clock)
 
-    def arrived(self, now: float) -> None:
+    def arrived(self, now: float, stamp: float = 0.0) -> None:
         if self.last and now > self.last:
             interval = now - self.last
+            if self.stamp and stamp > self.stamp:
+                interval = max(interval, stamp - self.stamp)
             if self.cadence <= 0.0:
                 self.cadence = interval
             else:
@@ -56,6 +64,7 @@ class Rhythm:
                     self.spread = max(1.0, self.spread * (1.0 - step * SPREAD_TAIL))
             self.samples += 1
         self.last = now
+        self.stamp = max(self.stamp, stamp)
 
     def silence_limit(self, rule: Silence, tolerance: float) -> float | None:
         """Seconds of silence that break `rule`; None while the cadence is unknown.

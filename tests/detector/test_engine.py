@@ -190,6 +190,42 @@ def test_offline_device_is_found_by_its_learned_cadence_and_resolves_on_data() -
     assert [(c.kind, c.episode_id) for c in back.changes] == [(RESOLVED, change.episode_id)]
 
 
+def test_a_resent_burst_does_not_teach_a_cadence_of_milliseconds() -> None:
+    """After a reconnect a device resends its window within milliseconds; its readings
+    were taken 2 s apart, and the next ordinary 2 s pause is no alert."""
+    clock = Clock()
+    rules = RULES.replace(
+        "model: off", "model: off\n  missing: {after: 3x}\ndevices:\n  offline: {after: 5x}"
+    )
+    d = detector(rules, clock)
+    taken = clock.now
+    for _ in range(10):  # a fresh detector meets the device in the middle of a resend
+        clock.now += 0.001
+        taken += 2.0
+        d.process("m", [("temperature", taken, 50.0), ("speed", taken, 3.0)])
+    for _ in range(5):  # then it reports on time
+        clock.now += 2.0
+        taken += 2.0
+        d.process("m", [("temperature", taken, 50.0), ("speed", taken, 3.0)])
+        assert d.sweep() == []
+    clock.now += 3.0  # a pause a little longer than usual
+    assert d.sweep() == []
+    clock.now += 20.0  # and a real silence is still found, in the device's own terms
+    [(_, change)] = d.sweep()
+    assert change.verdict.reasons == ["no data for 23 s (it usually reports every 2 s)"]
+
+
+def test_a_device_whose_clock_stands_still_is_timed_by_arrivals() -> None:
+    clock = Clock()
+    d = detector(RULES.replace("model: off", "model: off\ndevices:\n  offline: {after: 5x}"), clock)
+    for _ in range(10):
+        clock.now += 10.0
+        d.process("pump", [("temperature", 1000.0, 50.0)])  # the same reading time
+    clock.now += 55.0
+    [(_, change)] = d.sweep()
+    assert change.verdict.reasons == ["no data for 55 s (it usually reports every 10 s)"]
+
+
 def test_missing_sensor_while_the_device_reports() -> None:
     clock = Clock()
     d = detector(RULES.replace("model: off", "model: off\n  missing: {after: 3x}"), clock)
