@@ -24,7 +24,7 @@ import aiohttp
 from services.cli import local_secrets
 from services.common import auth
 from services.common.bootstrap import health_check
-from services.common.embedded_redis import EmbeddedRedis, free_port, port_in_use
+from services.common.embedded_redis import EmbeddedRedis, free_ports, port_in_use
 from services.common.errors import ConfigError
 
 log = logging.getLogger("vigil.up")
@@ -63,7 +63,7 @@ class Stack:
         """The port for each use: the defaults, all checked before any is refused, so one
         message names every busy port at once; or free ones with `--free-ports`."""
         if self.free_ports:
-            return {what: free_port(HOST) for what in wanted}
+            return dict(zip(wanted, free_ports(len(wanted), HOST), strict=True))
         busy = [
             f"{HOST}:{port} ({what})" for what, port in wanted.items() if port_in_use(HOST, port)
         ]

@@ -42,6 +42,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` different TCP ports nothing listens on right now: each is held until all
+    are chosen, as the kernel may hand a port it just gave out again once it is closed."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 def port_in_use(host: str, port: int) -> bool:
     """True when something listens on host:port (connections of a process that died,
     lingering in TIME_WAIT, do not count: a restarted service may take its port back)."""

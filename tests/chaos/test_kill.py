@@ -53,16 +53,8 @@ async def test_kill_9_of_every_service_under_load_loses_nothing(
     assert sum(stack.kills[name] for name in SERVICES) == 4 * size.kills_each
     unexpected = {n: len(stack.unexpected_errors(n)) for n in SERVICES}
     assert unexpected == dict.fromkeys(SERVICES, 0), unexpected
-    assert report.problems == []
-    assert report.batches_acked == report.batches_sent > 0
-    assert report.readings_lost == 0 and report.readings_in_redis == report.readings_acked
-    assert report.batches_in_redis == report.batches_acked
-    assert report.readings_duplicated == 0
-    assert report.alerts > 0
-    assert report.alerts_missing_on_dashboard == 0 and report.alerts_unopened == 0
-    assert report.dashboard_duplicated == 0
-    assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
-    assert report.insights_duplicated == 0
+    assert report.batches_sent > 0 and report.alerts > 0
+    assert report.losses() == {}
     # Devices are told UNAVAILABLE (or lose that status to grpcio's write race) and
     # reconnect; nothing else.
     assert set(report.ended) <= {"UNAVAILABLE", WRITE_RACE}, report.said

@@ -143,15 +143,8 @@ async def test_network_faults_end_in_bounded_time_and_lose_nothing(
     for link, proxy in proxies.items():
         print(f"  proxy {link:<17} {proxy.counters.line()}")
 
-    assert report.problems == []
-    assert report.batches_acked == report.batches_sent > 0
-    assert report.readings_lost == 0 and report.readings_in_redis == report.readings_acked
-    assert report.batches_in_redis == report.batches_acked
-    assert report.readings_duplicated == 0
-    assert report.alerts > 0 and report.alerts_missing_on_dashboard == 0
-    assert report.dashboard_duplicated == 0
-    assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
-    assert report.insights_duplicated == 0
+    assert report.batches_sent > 0 and report.alerts > 0
+    assert report.losses() == {}
     # Every status a device saw told it to reconnect and resend: none was a failure
     # (grpcio may say INTERNAL when a write raced the end of a stream; the devices
     # count those).

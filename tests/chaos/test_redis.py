@@ -71,16 +71,8 @@ async def test_redis_kill_9_and_restart_loses_no_acknowledged_reading(
     assert all(len(stack.services[name].runs) == 1 for name in SERVICES)
     unexpected = {n: len(stack.unexpected_errors(n)) for n in SERVICES}
     assert unexpected == dict.fromkeys(SERVICES, 0), unexpected
-    assert report.problems == []
-    assert report.batches_acked == report.batches_sent > 0
-    assert report.readings_lost == 0 and report.readings_in_redis == report.readings_acked
-    assert report.batches_in_redis == report.batches_acked
-    assert report.readings_duplicated == 0
-    assert report.alerts > 0
-    assert report.alerts_missing_on_dashboard == 0 and report.alerts_unopened == 0
-    assert report.dashboard_duplicated == 0
-    assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
-    assert report.insights_duplicated == 0
+    assert report.batches_sent > 0 and report.alerts > 0
+    assert report.losses() == {}
     # Past the clients' retries devices are told UNAVAILABLE (or lose that status to
     # grpcio's write race), and nothing else.
     assert set(report.ended) <= {"UNAVAILABLE", WRITE_RACE}, report.said

@@ -62,16 +62,8 @@ async def test_sigterm_of_every_service_under_load_loses_nothing(
         noisy = [line for run in stopped for line in run.lines
                  if line.get("level") in ("warning", "error", "critical")]  # fmt: skip
         assert noisy == [], (name, noisy[:5])
-    assert report.problems == []
-    assert report.batches_acked == report.batches_sent > 0
-    assert report.readings_lost == 0 and report.readings_in_redis == report.readings_acked
-    assert report.batches_in_redis == report.batches_acked
-    assert report.readings_duplicated == 0
-    assert report.alerts > 0
-    assert report.alerts_missing_on_dashboard == 0 and report.alerts_unopened == 0
-    assert report.dashboard_duplicated == 0
-    assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
-    assert report.insights_duplicated == 0
+    assert report.batches_sent > 0 and report.alerts > 0
+    assert report.losses() == {}
     # UNAVAILABLE from ingest's drain (or the detector's); a device that reconnects in
     # the very instant ingest's gRPC server stops gets CANCELLED from grpc itself (a
     # stream the server accepted but never handed to the service); a device writing as

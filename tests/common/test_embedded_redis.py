@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.embedded_redis import EmbeddedRedis, find_redis_server
+from services.common.embedded_redis import EmbeddedRedis, find_redis_server, free_ports, port_in_use
 from services.common.errors import ConfigError
 
 
@@ -32,3 +32,9 @@ def test_runs_with_aof_in_its_folder(tmp_path: Path) -> None:
         assert client.config_get("appendonly") == {"appendonly": "yes"}
         assert client.config_get("dir")["dir"] == str(tmp_path)
         client.close()
+
+
+def test_free_ports_are_all_different_and_free() -> None:
+    ports = free_ports(200)
+    assert len(set(ports)) == 200
+    assert not any(port_in_use("127.0.0.1", port) for port in ports)

@@ -72,6 +72,26 @@ class Report:
     def duplicated(self) -> int:
         return self.readings_duplicated + self.dashboard_duplicated + self.insights_duplicated
 
+    def losses(self) -> dict[str, Any]:
+        """Every way the run lost, doubled or left something undone, by name; {} when
+        it lost nothing (what every fault run must show)."""
+        found: dict[str, Any] = {
+            "problems": self.problems,
+            "batches sent, not acked": self.batches_sent - self.batches_acked,
+            "batches acked, not in Redis": self.batches_acked - self.batches_in_redis,
+            "readings acked, not in Redis": self.readings_acked - self.readings_in_redis,
+            "readings lost": self.readings_lost,
+            "readings duplicated": self.readings_duplicated,
+            "alerts missing on the dashboard": self.alerts_missing_on_dashboard,
+            "alerts resolved, never opened": self.alerts_unopened,
+            "dashboard events duplicated": self.dashboard_duplicated,
+            "jobs lost": self.jobs_lost,
+            "jobs pending": self.jobs_pending,
+            "dead letters": self.dead_letters,
+            "insights duplicated": self.insights_duplicated,
+        }
+        return {what: n for what, n in found.items() if n}
+
     def line(self) -> str:
         kills = ", ".join(f"{k} {v}" for k, v in self.kills.items() if v) or "none"
         ended = ", ".join(f"{k} {v}" for k, v in sorted(self.ended.items())) or "none"

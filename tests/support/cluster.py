@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import auth
-from services.common.embedded_redis import EmbeddedRedis, free_port
+from services.common.embedded_redis import EmbeddedRedis, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("detector", "analyzer", "notifier", "ingest")
@@ -105,8 +105,9 @@ class Cluster:
         self.redis = EmbeddedRedis(workdir / "redis", appendfsync=appendfsync)
         self.device_secret = os.urandom(32).hex()
         self.dashboard_secret = os.urandom(32).hex()
+        ports = iter(free_ports(3 * len(SERVICES)))  # all different
         self.services = {
-            name: Service(name, free_port(), free_port(), free_port() if name == "notifier" else 0)
+            name: Service(name, next(ports), next(ports), next(ports) if name == "notifier" else 0)
             for name in SERVICES
         }
         self.extra_env = dict(env or {})

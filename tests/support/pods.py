@@ -30,7 +30,7 @@ from services.cli.k8s_check.render import (
     selects,
     template_labels,
 )
-from services.common.embedded_redis import free_port
+from services.common.embedded_redis import free_ports
 
 Obj = dict[str, Any]
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -82,8 +82,10 @@ class LocalCluster:
         self.pods = [
             LocalPod(w, c, _pod_name(w)) for w in overlay.of_kind(*WORKLOADS) for c in containers(w)
         ]
-        for pod in self.pods:
-            pod.ports = {int(p["containerPort"]): free_port() for p in pod.container["ports"]}
+        wanted = [(pod, int(p["containerPort"])) for pod in self.pods
+                  for p in pod.container["ports"]]  # fmt: skip
+        for (pod, container_port), port in zip(wanted, free_ports(len(wanted)), strict=True):
+            pod.ports[container_port] = port
         self.addresses = self._addresses()
         for pod in self.pods:
             mounts = self._volumes(pod)
