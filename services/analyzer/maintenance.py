@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from services.analyzer import metrics
 from services.analyzer.groups import GroupReader
 from services.common import metrics as common_metrics
-from services.common.cancel import cancel_and_wait
+from services.common.cancel import cancel_and_wait, stray
 from services.common.events import severity_name
 from services.common.queue import JobQueue
 
@@ -62,9 +62,10 @@ class Maintenance:
                 await self.tick(sweep=time.monotonic() >= next_sweep)
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + STALE_MS / 1000
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # Redis hiccup: log, count, carry on next period
+            # Redis hiccup: log, count, carry on next period (a stray cancellation too).
+            except (asyncio.CancelledError, Exception) as exc:
+                if isinstance(exc, asyncio.CancelledError) and not stray():
+                    raise
                 common_metrics.ERRORS.labels("analyzer", "reaper").inc()
                 log.exception("reaper failed")
             await asyncio.sleep(self.period_s)  # a period, not a wait for an event

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.common import keys
-from services.common.cancel import cancel_and_wait
+from services.common.cancel import cancel_and_wait, stray
 from services.common.embedded_redis import EmbeddedRedis
 from services.common.events import read_after
 from services.common.redis_client import connect
@@ -74,3 +74,30 @@ async def test_a_reader_of_a_busy_stream_always_stops(redis: Redis, redis_url: s
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
+
+
+async def test_stray_tells_an_escaped_inner_cancellation_from_a_real_one() -> None:
+    seen: list[bool] = []
+
+    async def escaped() -> None:
+        inner = asyncio.get_running_loop().create_future()
+        inner.cancel()  # a library cancels its own inner work, and lets it escape
+        try:
+            await inner
+        except asyncio.CancelledError:
+            seen.append(stray())
+
+    async def cancelled() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            seen.append(stray())
+            raise
+
+    await asyncio.create_task(escaped())
+    task = asyncio.create_task(cancelled())
+    await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert seen == [True, False]
