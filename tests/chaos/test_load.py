@@ -181,9 +181,11 @@ async def test_overload_lowers_flow_sheds_low_jobs_and_recovers(
             VIGIL_LLM_TOKENS_PER_MINUTE="100000000",
             VIGIL_LLM_DAILY_BUDGET="1000",
         )
-        # History keeps every reading here (the checker counts them all).
+        # History and the event stream keep everything here (the checker counts every
+        # reading and holds every alert's opening against its resolution).
         env = {
             **LOAD_ENV,
+            "VIGIL_EVENTS_MAXLEN": "1000000",
             "VIGIL_MAX_IN_FLIGHT": str(OVERLOAD_MAX_WINDOW),
             # Saturated, 200 devices x 4 batches in flight wait far longer than this on
             # any machine (it would take 16,000 batches/s to stay under it): Flow must act.
@@ -277,10 +279,8 @@ async def test_overload_lowers_flow_sheds_low_jobs_and_recovers(
         f"recovered in {recovered_s:.1f} s"
     )
 
-    assert report.problems == []
-    assert report.batches_acked == report.batches_sent > 0
-    assert report.batches_in_redis == report.batches_acked
-    assert report.readings_lost == 0 and report.readings_duplicated == 0
+    assert report.batches_sent > 0
+    assert report.losses() == {}
     assert retried_only(report.ended, RETRYABLE), report.ended
     # Flow lowered the devices' windows while they asked for too much ...
     assert overload_windows and min(overload_windows) < OVERLOAD_MAX_WINDOW
@@ -291,6 +291,4 @@ async def test_overload_lowers_flow_sheds_low_jobs_and_recovers(
     # ... every alert (critical ones too) reached the dashboard, every job that was not
     # shed got its diagnosis, and the system came back: window open, queue empty.
     assert critical_on_dashboard > 0
-    assert report.alerts_missing_on_dashboard == 0 and report.dashboard_duplicated == 0
-    assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
     assert windows[-1] == OVERLOAD_MAX_WINDOW
