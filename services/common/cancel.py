@@ -34,8 +34,8 @@ async def cancel_and_wait(
 
 def stray() -> bool:
     """True inside `except CancelledError` when the running task was not cancelled: a
-    library let a cancellation of its own inner work escape (redis-py can, when a
-    connection is torn down under a pending read). A loop that must outlive Redis faults
+    library let a cancellation of its own inner work escape (asyncio libraries have, on
+    connections torn down under a pending read). A loop that must outlive Redis faults
     treats that as one more error; a real cancellation (`Task.cancel()`) still ends it."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() == 0
