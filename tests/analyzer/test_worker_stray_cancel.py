@@ -1,6 +1,6 @@
 """A cancellation that escapes the Redis client (not a cancel of the worker) must not end
-a worker: found by the full network-fault run, where the analyzer stopped claiming after
-its link to Redis came back. A real cancel (shutdown) still ends it."""
+a worker, and a real cancel (shutdown) still ends it. Written while chasing the
+analyzer's stall in the full network-fault run, which it turned out not to explain."""
 
 from __future__ import annotations
 
