@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from services.analyzer import metrics
 from services.analyzer.groups import GroupReader
 from services.common import metrics as common_metrics
-from services.common.cancel import cancel_and_wait, stray
+from services.common.cancel import cancel_and_wait, cancelled
 from services.common.events import severity_name
 from services.common.queue import JobQueue
 
@@ -64,7 +64,7 @@ class Maintenance:
                     next_sweep = time.monotonic() + STALE_MS / 1000
             # Redis hiccup: log, count, carry on next period (a stray cancellation too).
             except (asyncio.CancelledError, Exception) as exc:
-                if isinstance(exc, asyncio.CancelledError) and not stray():
+                if cancelled(exc):
                     raise
                 common_metrics.ERRORS.labels("analyzer", "reaper").inc()
                 log.exception("reaper failed")

@@ -26,7 +26,7 @@ from services.analyzer.groups import Entry, GroupReader
 from services.analyzer.insight import insight_event
 from services.common import keys
 from services.common import metrics as common_metrics
-from services.common.cancel import cancel_and_wait, stray
+from services.common.cancel import cancel_and_wait, cancelled
 from services.common.events import SEVERITY_BY_NAME, decode, stream_fields
 from services.common.queue import alert_job_id
 from services.common.scripts import Scripts
@@ -117,7 +117,7 @@ class QuickResponder:
                 await self.handle(await self.reader.read(100, block_ms=1000))
             # Redis hiccup: log, count, back off, carry on (a stray cancellation too).
             except (asyncio.CancelledError, Exception) as exc:
-                if isinstance(exc, asyncio.CancelledError) and not stray():
+                if cancelled(exc):
                     raise
                 common_metrics.ERRORS.labels("analyzer", "quick").inc()
                 log.exception("quick insight loop failed")

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from services.analyzer import metrics
 from services.common import keys
 from services.common import metrics as common_metrics
-from services.common.cancel import cancel_and_wait, stray
+from services.common.cancel import cancel_and_wait, cancelled
 from services.common.events import Event, severity_name
 from services.common.queue import Claim, JobQueue
 
@@ -80,7 +80,7 @@ class Worker:
                         self._wake.set()
             # Redis went away: workers still poll every second (a stray cancellation too).
             except (asyncio.CancelledError, Exception) as exc:
-                if isinstance(exc, asyncio.CancelledError) and not stray():
+                if cancelled(exc):
                     raise
                 common_metrics.ERRORS.labels("analyzer", "notify").inc()
                 log.exception("queue notify subscription failed")
@@ -92,14 +92,10 @@ class Worker:
         while not self._stopping:
             try:
                 claim = await self.queue.claim()
-            except asyncio.CancelledError:
-                if not stray():
+            # Redis hiccup: log, count, back off (a stray cancellation too).
+            except (asyncio.CancelledError, Exception) as exc:
+                if cancelled(exc):
                     raise
-                common_metrics.ERRORS.labels("analyzer", "claim").inc()
-                log.exception("claim failed (a cancellation escaped the Redis client)")
-                await self._idle(1.0)
-                continue
-            except Exception:  # Redis hiccup: log, count, back off
                 common_metrics.ERRORS.labels("analyzer", "claim").inc()
                 log.exception("claim failed")
                 await self._idle(1.0)
@@ -112,12 +108,10 @@ class Worker:
             metrics.QUEUE_WAIT.labels(severity_name(claim.priority) or "info").observe(wait_s)
             try:
                 await self._process(claim)
-            except asyncio.CancelledError:
-                if not stray():
+            # Redis failed around the job: its lease brings it back (a stray cancellation too).
+            except (asyncio.CancelledError, Exception) as exc:
+                if cancelled(exc):
                     raise
-                common_metrics.ERRORS.labels("analyzer", "job").inc()
-                log.exception("job bookkeeping failed", extra={"job_id": claim.job_id})
-            except Exception:  # Redis failed around the job: its lease brings it back
                 common_metrics.ERRORS.labels("analyzer", "job").inc()
                 log.exception("job bookkeeping failed", extra={"job_id": claim.job_id})
 

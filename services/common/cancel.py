@@ -39,3 +39,9 @@ def stray() -> bool:
     treats that as one more error; a real cancellation (`Task.cancel()`) still ends it."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() == 0
+
+
+def cancelled(exc: BaseException) -> bool:
+    """True when `exc` ends the running task: a real cancellation, not a stray one. A loop
+    that catches `(CancelledError, Exception)` re-raises exactly these."""
+    return isinstance(exc, asyncio.CancelledError) and not stray()
