@@ -12,7 +12,8 @@ Redis, the analyzer and a subscribed dashboard.
 Duplicates are counted by id: a reading by (device, sensor, time), a dashboard event by
 stream id, an alert by (alert id, state, severity), an insight by (job id, its answer).
 `converge` waits until the system is quiet (no new event for a while, queue empty, every
-alert's job answered, the dashboard at the newest event), bounded in time.
+alert's job answered, the dashboard at the newest event, every device that left has had
+its offline alert), bounded in time.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from tests.support.dashboard import Dashboard
 from tests.support.fleet import Fleet
 
 QUIET_S = 2.5
+#: How long after a device's goodbye `converge` waits for the offline alert the detector
+#: raises once the device has been silent past its learned limit (5x its cadence,
+#: stretched for irregular arrivals: a run full of faults teaches limits of several
+#: seconds, longer than QUIET_S). Without this wait the checker could call the system
+#: quiet in the gap and count the jobs of those alerts, still to come, as lost.
+SILENCE_WAIT_S = 60.0
 #: Every report published in this run, in order (the chaos conftest prints them last).
 PUBLISHED: list[str] = []
 
@@ -120,6 +127,36 @@ class Report:
         (workdir / "report.json").write_text(self.as_json())
 
 
+def silence_due(
+    events: list[tuple[str, dict[str, str]]], prefix: str, now_ms: int, wait_ms: int
+) -> set[str]:
+    """Devices (ids starting `prefix-`) that said goodbye less than `wait_ms` before
+    `now_ms` (stream ids are Redis ms) and have no offline episode open (a device-level
+    alert, sensor "", opened and not resolved): their offline alert is still to come."""
+    left: dict[str, int] = {}  # device -> ms of its goodbye
+    open_offline: set[str] = set()  # devices with an offline episode open
+    for entry_id, fields in events:
+        device = fields.get("device", "")
+        if not device.startswith(prefix + "-"):
+            continue
+        at = int(entry_id.split("-", 1)[0])
+        if fields["kind"] == "device":
+            status = json.loads(fields["data"]).get("status")
+            if status == "offline":
+                left[device] = at
+            elif status == "online":
+                left.pop(device, None)
+        elif fields["kind"] == "alert":
+            event = json.loads(fields["data"])
+            if event.get("sensor") != "":
+                continue
+            if event.get("state") in ("opened", "escalated"):
+                open_offline.add(device)
+            elif event.get("state") == "resolved":
+                open_offline.discard(device)
+    return {d for d, at in left.items() if d not in open_offline and now_ms - at < wait_ms}
+
+
 def _alert_jobs(alert: dict[str, Any]) -> str | None:
     """The id of the job an alert event asked for: its episode and severity *level*
     (the event names the severity; the job id numbers it)."""
@@ -168,12 +205,20 @@ class Checker:
                 and not busy
                 and time.monotonic() - since >= QUIET_S
                 and not await self._unanswered()
+                and not await self._silence_due()
             ):
                 if self.dashboard is not None:
                     await self.dashboard.wait_for(newest, max(1.0, deadline - time.monotonic()))
                 if await newest_id(self.redis) == newest:
                     return
             await asyncio.sleep(0.25)  # settling poll: "nothing happens" has no event
+
+    async def _silence_due(self) -> set[str]:
+        seconds, micros = await self.redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return silence_due(
+            await self._events(), self.fleet.prefix, now_ms, int(SILENCE_WAIT_S * 1000)
+        )
 
     async def report(self, name: str, kills: dict[str, int], seconds: float) -> Report:
         report = Report(name, len(self.fleet.ids), dict(kills), seconds=seconds)
