@@ -9,7 +9,6 @@ counted by the replica whose reap moved them. It never works on a job itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from services.analyzer import metrics
 from services.analyzer.groups import GroupReader
 from services.common import metrics as common_metrics
-from services.common.cancel import cancel_and_wait, cancelled
+from services.common.cancel import Background, cancelled
 from services.common.events import severity_name
 from services.common.queue import JobQueue
 
@@ -41,23 +40,18 @@ class Maintenance:
         self.on_dead = on_dead
         self.on_shed = on_shed
         self.period_s = period_s
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._loop = Background()
 
     async def start(self) -> None:
         await self.shed.ensure("0")  # sheds while no analyzer ran are counted too
-        self._task = asyncio.create_task(self._run(), name="queue-reaper")
+        self._loop.start(self._run(), "queue-reaper")
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            await cancel_and_wait([self._task])
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         next_sweep = 0.0
-        while not self._stopping:  # see QuickResponder._run for why not only cancel
+        while not self._loop.stopping:  # see services.common.cancel.Background
             try:
                 await self.tick(sweep=time.monotonic() >= next_sweep)
                 if time.monotonic() >= next_sweep:

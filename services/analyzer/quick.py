@@ -12,7 +12,6 @@ job's deeper insight always follows it and supersedes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from services.analyzer.groups import Entry, GroupReader
 from services.analyzer.insight import insight_event
 from services.common import keys
 from services.common import metrics as common_metrics
-from services.common.cancel import cancel_and_wait, cancelled
+from services.common.cancel import Background, cancelled
 from services.common.events import SEVERITY_BY_NAME, decode, stream_fields
 from services.common.queue import alert_job_id
 from services.common.scripts import Scripts
@@ -90,25 +89,18 @@ class QuickResponder:
     def __init__(self, quick: QuickInsights, reader: GroupReader) -> None:
         self.quick = quick
         self.reader = reader
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._loop = Background()
 
     async def start(self) -> None:
         await self.reader.ensure()
-        self._task = asyncio.create_task(self._run(), name="quick-insights")
+        self._loop.start(self._run(), "quick-insights")
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            await cancel_and_wait([self._task])
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         next_sweep = 0.0
-        # Loops test `_stopping` as well as being cancelled: a cancellation can be dropped
-        # (see services.common.cancel), and the loop would then run on.
-        while not self._stopping:
+        while not self._loop.stopping:  # see services.common.cancel.Background
             try:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + STALE_MS / 1000

@@ -12,7 +12,8 @@ clean-up on cancellation gets `retry_s` before it is cancelled again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 RETRY_S = 0.5
@@ -30,6 +31,26 @@ async def cancel_and_wait(
         _, pending = await asyncio.wait(pending, timeout=retry_s)
         for task in pending:
             task.cancel()  # the last cancellation was dropped: send another
+
+
+class Background:
+    """One named background loop and its stop. The loop tests `stopping` as well as being
+    cancelled: a cancellation can be dropped (see above), and it must then end by itself
+    at its next turn instead of running on."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, loop: Coroutine[Any, Any, None], name: str) -> None:
+        self._task = asyncio.create_task(loop, name=name)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self._task is not None:
+            await cancel_and_wait([self._task])
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def stray() -> bool:

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.common import keys
-from services.common.cancel import cancel_and_wait, stray
+from services.common.cancel import Background, cancel_and_wait, stray
 from services.common.embedded_redis import EmbeddedRedis
 from services.common.events import read_after
 from services.common.redis_client import connect
@@ -101,3 +101,26 @@ async def test_stray_tells_an_escaped_inner_cancellation_from_a_real_one() -> No
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert seen == [True, False]
+
+
+async def test_background_stop_ends_a_loop_whose_every_cancellation_is_dropped() -> None:
+    loop = Background()
+    running = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def run() -> None:
+        while not loop.stopping:
+            running.set()
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                assert task is not None
+                task.uncancel()  # dropped, as asyncio.wait_for can on 3.11
+        ended.set()
+
+    loop.start(run(), "dropping")
+    await running.wait()
+    # Cancelling alone would never end it; the stopping flag does, at its next turn.
+    await asyncio.wait_for(loop.stop(), 5.0)
+    assert ended.is_set()
