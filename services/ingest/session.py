@@ -186,12 +186,14 @@ class Session:
                     raise item
                 yield item
         finally:
-            self.parts.flow.forget(self.flow_changed)
-            await cancel_and_wait([*tasks, self._finisher])
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await self._goodbye()
+            try:
+                self.parts.flow.forget(self.flow_changed)
+                await cancel_and_wait([*tasks, self._finisher])
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            finally:  # a second cancellation during the clean-up must not skip the goodbye
+                await self._goodbye()
 
     def finish(self) -> None:
         """End the stream gracefully (the replica is draining): read no further batch,

@@ -7,7 +7,8 @@
 --                       "jobs": [[id, priority, body], ...]}, or '' when there is none
 -- ARGV[6] queue notify channel   ARGV[7] history entry JSON ('' = none)
 -- ARGV[8] history maxlen   ARGV[9] readings in the batch   ARGV[10] counter ttl (s)
--- ARGV[11] device id   ARGV[12] device record JSON for the devices hash ('' = keep)
+-- ARGV[11] device id   ARGV[12] device record JSON for the devices hash ('' = keep;
+--   written only over this connection's online record, or where there is none)
 -- Returns 0 when the seq was applied before (nothing changes), else 1.
 redis.replicate_commands()
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -32,8 +33,21 @@ if ARGV[7] ~= '' then
 end
 redis.call('INCRBY', KEYS[5], ARGV[9])
 redis.call('EXPIRE', KEYS[5], ARGV[10])
+-- The record is refreshed only while it is this connection's and online (or gone, e.g.
+-- Redis lost it): a commit that lands after the stream's goodbye (it was in flight when
+-- the stream ended) or after another connection took over must not bring the device
+-- back online.
 if ARGV[12] ~= '' then
-  redis.call('HSET', KEYS[6], ARGV[11], ARGV[12])
+  local current = redis.call('HGET', KEYS[6], ARGV[11])
+  local refresh = not current
+  if current then
+    local ok, record = pcall(cjson.decode, current)
+    refresh = ok and type(record) == 'table' and record.status == 'online'
+      and record.conn == cjson.decode(ARGV[12]).conn
+  end
+  if refresh then
+    redis.call('HSET', KEYS[6], ARGV[11], ARGV[12])
+  end
 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
