@@ -78,6 +78,13 @@ class Committer:
     async def stop(self) -> None:
         await self._coalescer.stop()
 
+    async def __aenter__(self) -> Committer:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def commit(self, item: Commit) -> bool:
         """Apply once; False when (device, seq) was applied before."""
         self.start()

@@ -62,7 +62,8 @@ async def raise_alert(
         started=from_seconds(now),
     )
     events, jobs = plan(labels or {}, [change])
-    await Committer(redis, Scripts(redis), 100_000).apply(device_id, next(_seq), events, jobs)
+    async with Committer(redis, Scripts(redis), 100_000) as committer:
+        await committer.apply(device_id, next(_seq), events, jobs)
     return episode, jobs[0][0]
 
 

@@ -65,7 +65,9 @@ async def test_outage_gives_builtin_insights_with_a_reason_and_opens_the_breaker
     assert {i["source"] for i in insights} == {"builtin"}
     notes = [i.get("note") for i in insights if i.get("note")]
     assert len(notes) == ALERTS  # every job's insight says why the model did not answer
-    assert first_note in notes[0]
+    # Workers fail side by side, so a fast "circuit open" insight may be written before
+    # the slower write of an earlier failure's: order says nothing, presence does.
+    assert any(first_note in note for note in notes)
     assert any("circuit open" in note for note in notes)
     # The fourth failure opens the circuit; before it, at most three failures were in and
     # four calls (one per worker) in flight: 4..7 calls, not the 24 tries of 12 jobs.

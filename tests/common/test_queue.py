@@ -29,10 +29,10 @@ from services.ingest.commit import Committer
 
 
 async def enqueue(redis: Redis, seq: int, *jobs: tuple[str, int]) -> None:
-    committer = Committer(redis, Scripts(redis), 1000)
-    await committer.apply(
-        "dev", seq, [], [(job_id, prio, {"job": job_id}) for job_id, prio in jobs]
-    )
+    async with Committer(redis, Scripts(redis), 1000) as committer:
+        await committer.apply(
+            "dev", seq, [], [(job_id, prio, {"job": job_id}) for job_id, prio in jobs]
+        )
 
 
 def test_score_orders_priority_before_age() -> None:

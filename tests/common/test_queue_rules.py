@@ -138,10 +138,10 @@ async def test_bound_sheds_lowest_priority_newest_first_and_never_critical(redis
 async def test_ingest_commit_applies_the_same_rules(redis: Redis) -> None:
     queue = make_queue(redis, Clock())
     await queue.configure(1)
-    committer = Committer(redis, Scripts(redis), 1000)
-    await committer.apply("d1", 1, [], [("alert:a:1", 1, alert_body("a", 1))])
-    await committer.apply("d1", 2, [], [("alert:b:3", 3, alert_body("b", 3))])
-    await committer.apply("d1", 3, [], [("alert:b:2", 2, alert_body("b", 2))])
+    async with Committer(redis, Scripts(redis), 1000) as committer:
+        await committer.apply("d1", 1, [], [("alert:a:1", 1, alert_body("a", 1))])
+        await committer.apply("d1", 2, [], [("alert:b:3", 3, alert_body("b", 3))])
+        await committer.apply("d1", 3, [], [("alert:b:2", 2, alert_body("b", 2))])
     assert await redis.zrange(keys.QUEUE, 0, -1) == ["alert:b:3"]
     assert [f["id"] for _, f in await redis.xrange(keys.QUEUE_SHED)] == ["alert:a:1"]
 
