@@ -232,7 +232,10 @@ async def test_history_is_downsampled_per_sensor(
     assert status == 200 and body["step"] == 10
     temperature = body["sensors"]["temperature"]
     assert 6 <= len(temperature) <= 7  # a minute of data in ten-second buckets
-    assert all(60.0 <= mean <= 61.0 and (lo, hi) == (60.0, 61.0) for _, mean, lo, hi in temperature)
+    assert all(60.0 <= lo <= mean <= hi <= 61.0 for _, mean, lo, hi in temperature)
+    # Buckets end at the API's own clock, so an edge bucket may catch a single reading;
+    # every other one holds ten, and so both values.
+    assert all((lo, hi) == (60.0, 61.0) for _, _, lo, hi in temperature[1:-1])
     assert all(p[1:] == [2.0, 2.0, 2.0] for p in body["sensors"]["vibration"])
     assert [p[0] for p in temperature] == sorted(p[0] for p in temperature)
     assert bad["detail"].startswith("window:")
