@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.common.embedded_redis import EmbeddedRedis
 from services.common.redis_client import connect
+from tests.support import summary
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +56,12 @@ def base_env(
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    summary.gather(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    full = os.environ.get("VIGIL_CHAOS") == "full"
+    summary.print_summary(terminalreporter, "full (VIGIL_CHAOS=full)" if full else "small")

@@ -1,17 +1,23 @@
-"""Fuzz tests print how many cases each door ran, for the record of a full run."""
+"""Fuzz tests count how many cases each door ran, for the record of a full run."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Generator
+
 import pytest
 
-from tests.fuzz.sizes import COUNTS, FULL
+from tests.fuzz.sizes import COUNTS
+from tests.support import summary
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not COUNTS:
-        return
-    mode = "full (VIGIL_CHAOS=full)" if FULL else "small"
-    terminalreporter.section(f"fuzz cases per door, {mode}")
-    for door, count in sorted(COUNTS.items()):
-        terminalreporter.write_line(f"{door:<40} {count:>8,}")
-    terminalreporter.write_line(f"{'total':<40} {sum(COUNTS.values()):>8,}")
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """The cases a test ran go on its report, for the end of the session."""
+    report = yield
+    if COUNTS:
+        summary.attach(report, summary.FUZZ, json.dumps(dict(COUNTS)))
+        COUNTS.clear()
+    return report
