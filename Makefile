@@ -69,7 +69,7 @@ eval: $(STAMP) ## detector quality on a labelled corpus (vs a z-score baseline) 
 bench: $(STAMP) ## every stage against its baseline (about 5 min; ARGS="--json FILE" for the report)
 	$(VENV)/bin/vigil bench $(ARGS)
 
-bench-quick: $(STAMP) ## the CI-sized run of `make bench` (about a minute)
+bench-quick: $(STAMP) ## the CI-sized run of `make bench` (1-3 minutes on 2 cores)
 	$(VENV)/bin/vigil bench --quick $(ARGS)
 
 # The suites that exist in this tree (fuzz and security may be absent).
