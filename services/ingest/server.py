@@ -79,18 +79,28 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         session = Session(self.parts, context)
         session.finishing = self.draining
         self.sessions.add(session)
+        run = session.run(request_iterator)
         try:
-            async for message in session.run(request_iterator):
+            async for message in run:
                 yield message
         except VigilError as exc:
             metrics.REJECTED.labels(exc.status).inc()
             raise
         finally:
-            self.open_streams -= 1
-            metrics.STREAMS.dec()
-            self.sessions.discard(session)
-            async with self._ended:
-                self._ended.notify_all()
+            # When grpc's write of a message is cancelled (the device went away, the
+            # server stops), grpc leaves this generator suspended at its yield and it is
+            # closed later, by garbage collection; the session's generator would then be
+            # closed later still, in a task of its own, after `drain` had seen this
+            # stream end and gone on to close Redis: no goodbye. Close it here, so its
+            # clean-up and goodbye are done before the stream counts as ended.
+            try:
+                await run.aclose()
+            finally:
+                self.open_streams -= 1
+                metrics.STREAMS.dec()
+                self.sessions.discard(session)
+                async with self._ended:
+                    self._ended.notify_all()
 
 
 class IngestApp:

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +143,7 @@ class Session:
 
     async def run(
         self, requests: AsyncIterator[ingest_pb2.DeviceMessage]
-    ) -> AsyncIterator[ingest_pb2.ServerMessage]:
+    ) -> AsyncGenerator[ingest_pb2.ServerMessage, None]:
         metadata = dict(self.context.invocation_metadata() or ())
         token = auth.check_device_token_format(auth.bearer(metadata.get("authorization")))
         try:
