@@ -65,15 +65,3 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     full = os.environ.get("VIGIL_CHAOS") == "full"
     summary.print_summary(terminalreporter, "full (VIGIL_CHAOS=full)" if full else "small")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With `make test`'s two workers (pytest-xdist, --dist loadgroup): a file's tests
-    run together, and all the chaos tests on one worker, one after another. Two chaos
-    runs side by side starve each other's stacks of the 2 cores, and their timing
-    bounds (e.g. how many streams a stop may cancel) stop meaning anything."""
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        group = "chaos" if path.startswith("tests/chaos/") else path
-        item.add_marker(pytest.mark.xdist_group(group))
