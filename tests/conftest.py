@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.common.embedded_redis import EmbeddedRedis
 from services.common.redis_client import connect
+from tests.fuzz.sizes import FULL
 from tests.support import summary
 
 
@@ -58,10 +58,18 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    summary.carry(report)
+    return report
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     summary.gather(report)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    full = os.environ.get("VIGIL_CHAOS") == "full"
-    summary.print_summary(terminalreporter, "full (VIGIL_CHAOS=full)" if full else "small")
+    summary.print_summary(terminalreporter, "full (VIGIL_CHAOS=full)" if FULL else "small")

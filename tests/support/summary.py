@@ -3,9 +3,8 @@ fuzz case counts.
 
 They are made inside tests, which may run in pytest-xdist workers, while the summary is
 printed by the main process. So they travel on each test's report (`user_properties`,
-which xdist sends back): a directory's conftest moves what its tests produced onto the
-report (`attach`), and the root conftest gathers it from every report (`gather`) and
-prints it (`print_summary`).
+which xdist sends back): the root conftest moves what a test produced onto its report
+(`carry`), gathers it from every report (`gather`) and prints it (`print_summary`).
 """
 
 from __future__ import annotations
@@ -15,6 +14,9 @@ from collections import Counter
 
 import pytest
 
+from tests.fuzz.sizes import COUNTS
+from tests.support.checker import PUBLISHED
+
 CHAOS = "vigil chaos report"
 FUZZ = "vigil fuzz cases"
 
@@ -22,8 +24,13 @@ _reports: list[str] = []
 _cases: Counter[str] = Counter()
 
 
-def attach(report: pytest.TestReport, key: str, value: str) -> None:
-    report.user_properties.append((key, value))
+def carry(report: pytest.TestReport) -> None:
+    """Move the reports and case counts made so far onto `report`."""
+    report.user_properties.extend((CHAOS, line) for line in PUBLISHED)
+    PUBLISHED.clear()
+    if COUNTS:
+        report.user_properties.append((FUZZ, json.dumps(dict(COUNTS))))
+        COUNTS.clear()
 
 
 def gather(report: pytest.TestReport) -> None:
