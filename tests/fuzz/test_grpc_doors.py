@@ -30,7 +30,6 @@ from vigil.v1 import (
     detector_pb2,
     detector_pb2_grpc,
     ingest_pb2,
-    ingest_pb2_grpc,
     notifier_pb2,
     notifier_pb2_grpc,
 )
@@ -41,7 +40,7 @@ from tests.fuzz import strategies as hs
 from tests.fuzz.contract import DEVICE_ID, hello_ok, names_field, reading_ok
 from tests.fuzz.sizes import NETWORK, SLOW_NETWORK, TIMEOUT, cases, ran
 from tests.fuzz.suite import MAX_MESSAGE_BYTES, Suite, suite, unexpected_errors
-from tests.support.clients import reading
+from tests.support.clients import reading, stream_status
 
 pytestmark = [pytest.mark.fuzz, TIMEOUT, pytest.mark.asyncio(loop_scope="module")]
 
@@ -92,40 +91,10 @@ class Boundary:
 # ---- Ingest.Stream -------------------------------------------------------------------
 
 
-def run_stream(
-    target: str, token: str | None, messages: Sequence[Any], raw: bool = False
-) -> tuple[grpc.StatusCode, str, list[int]]:
-    """Send every message, read to the end: the status, its details and the seqs acked.
-
-    The synchronous client, in a thread: the asyncio client, when the server ends a
-    stream while it is still writing, records its own INTERNAL ("Internal error from
-    Core") in place of the server's status, and the server's answer is what is tested.
-    """
-    metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
-    with grpc.insecure_channel(target) as channel:
-        if raw:
-            method = channel.stream_stream(
-                "/vigil.v1.Ingest/Stream",
-                request_serializer=None,
-                response_deserializer=ingest_pb2.ServerMessage.FromString,
-            )
-        else:
-            method = ingest_pb2_grpc.IngestStub(channel).Stream
-        call = method(iter(messages), metadata=metadata, timeout=DEADLINE_S)
-        acked: list[int] = []
-        try:
-            for reply in call:
-                if reply.WhichOneof("kind") == "ack":
-                    acked.append(reply.ack.seq)
-        except grpc.RpcError:
-            pass  # the status is read below
-        return call.code(), call.details() or "", acked
-
-
 async def stream(
     target: str, token: str | None, messages: Sequence[Any], raw: bool = False
 ) -> tuple[grpc.StatusCode, str, list[int]]:
-    return await asyncio.to_thread(run_stream, target, token, messages, raw)
+    return await stream_status(target, token, messages, raw, DEADLINE_S)
 
 
 def batch_ok(batch: ingest_pb2.ReadingBatch, now: float) -> bool:

@@ -26,7 +26,7 @@ from services.common import keys
 from services.common.auth import dashboard_token, device_token
 from services.common.events import publish
 from tests.notifier.conftest import Notifier, alert, notifier_at
-from tests.support.clients import reading, token_for
+from tests.support.clients import reading, stream_status, token_for
 
 
 @pytest.fixture
@@ -61,27 +61,12 @@ def wrong_dashboard_tokens(dashboard_secret: str, device_secret: str) -> dict[st
 # ---- ingest ------------------------------------------------------------------------
 
 
-async def stream_status(target: str, token: str, messages: list[ingest_pb2.DeviceMessage]) -> (
+async def ingest_status(target: str, token: str, messages: list[ingest_pb2.DeviceMessage]) -> (
     tuple[grpc.StatusCode, str]
 ):  # fmt: skip
-    """Send `messages` with `token` on the synchronous client; the stream's status."""
-    import asyncio
-
-    def run() -> tuple[grpc.StatusCode, str]:
-        with grpc.insecure_channel(target) as channel:
-            call = channel.stream_stream(
-                "/vigil.v1.Ingest/Stream",
-                request_serializer=ingest_pb2.DeviceMessage.SerializeToString,
-                response_deserializer=ingest_pb2.ServerMessage.FromString,
-            )(iter(messages), metadata=(("authorization", f"Bearer {token}"),), timeout=10)
-            try:
-                for _ in call:
-                    pass
-            except grpc.RpcError:
-                pass
-            return call.code(), call.details() or ""
-
-    return await asyncio.to_thread(run)
+    """Send `messages` with `token`; the stream's status and its details."""
+    code, details, _ = await stream_status(target, token, messages)
+    return code, details
 
 
 def hello(device_id: str) -> ingest_pb2.DeviceMessage:
@@ -112,12 +97,12 @@ async def test_device_a_can_never_send_as_device_b(
 ) -> None:
     token_a = token_for(device_secret, "dev-a")
     # A's token with B's Hello.
-    assert await stream_status(ingest, token_a, [hello("dev-b"), batch(1)]) == (
+    assert await ingest_status(ingest, token_a, [hello("dev-b"), batch(1)]) == (
         grpc.StatusCode.PERMISSION_DENIED,
         "token does not authorise device 'dev-b'",
     )
     # A's own Hello, then a second Hello claiming to be B in the middle of the stream.
-    code, details = await stream_status(ingest, token_a, [hello("dev-a"), batch(1), hello("dev-b"),
+    code, details = await ingest_status(ingest, token_a, [hello("dev-a"), batch(1), hello("dev-b"),
                                                           batch(2)])  # fmt: skip
     assert (code, details) == (
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -136,7 +121,7 @@ async def test_a_token_under_another_secret_or_of_another_kind_opens_nothing(
         "uppercase hex": (device_token(secrets.token_hex(32), "dev-1").upper(), "UNAUTHENTICATED"),
     }
     for what, (token, status) in cases.items():
-        code, details = await stream_status(ingest, token, [hello("dev-1"), batch(1)])
+        code, details = await ingest_status(ingest, token, [hello("dev-1"), batch(1)])
         assert (what, code.name) == (what, status), details
         assert details
     assert await traces_of(redis, "dev-1") == []

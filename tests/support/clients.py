@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import grpc
 from grpc import aio
 from vigil.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 
@@ -44,6 +45,53 @@ class DeviceStream:
         reply = await asyncio.wait_for(self.call.read(), 10)
         assert reply is not aio.EOF and reply.WhichOneof("kind") == "ack", reply
         return reply.ack
+
+
+def run_stream(
+    target: str,
+    token: str | None,
+    messages: Sequence[Any],
+    raw: bool = False,
+    timeout_s: float = 10.0,
+) -> tuple[grpc.StatusCode, str, list[int]]:
+    """Send every message (bytes when `raw`), read to the end: the stream's status, its
+    details and the seqs acked.
+
+    The synchronous client: the asyncio client, when the server ends a stream while one
+    of its writes is in flight (a refusal before Hello is read, say), records its own
+    INTERNAL ("Internal error from Core", grpc/grpc#36066) in place of the server's
+    status, and the server's answer is what a test asks about.
+    """
+    metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
+    with grpc.insecure_channel(target) as channel:
+        if raw:
+            method = channel.stream_stream(
+                "/vigil.v1.Ingest/Stream",
+                request_serializer=None,
+                response_deserializer=ingest_pb2.ServerMessage.FromString,
+            )
+        else:
+            method = ingest_pb2_grpc.IngestStub(channel).Stream
+        call = method(iter(messages), metadata=metadata, timeout=timeout_s)
+        acked: list[int] = []
+        try:
+            for reply in call:
+                if reply.WhichOneof("kind") == "ack":
+                    acked.append(reply.ack.seq)
+        except grpc.RpcError:
+            pass  # the status is read below
+        return call.code(), call.details() or "", acked
+
+
+async def stream_status(
+    target: str,
+    token: str | None,
+    messages: Sequence[Any],
+    raw: bool = False,
+    timeout_s: float = 10.0,
+) -> tuple[grpc.StatusCode, str, list[int]]:
+    """`run_stream` in a thread."""
+    return await asyncio.to_thread(run_stream, target, token, messages, raw, timeout_s)
 
 
 @asynccontextmanager
