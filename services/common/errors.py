@@ -77,10 +77,15 @@ class ResourceExhausted(VigilError):
 
 
 class Unavailable(VigilError):
-    """A dependency (Redis, the detector) cannot be reached now; retrying may work."""
+    """A dependency (Redis, the detector) cannot be reached now; retrying may work.
+    `retry_after` (seconds), when given, says when trying again makes sense."""
 
     status = "UNAVAILABLE"
     http_status = 503
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unimplemented(VigilError):

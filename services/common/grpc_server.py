@@ -21,7 +21,6 @@ from services.common.embedded_redis import port_in_use
 from services.common.errors import (
     ConfigError,
     InvalidArgument,
-    ResourceExhausted,
     VigilError,
     unavailable,
 )
@@ -89,8 +88,9 @@ class BoundaryInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             exc = away
         if isinstance(exc, VigilError):
             code = status_code(exc)
-            if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:
-                context.set_trailing_metadata((("retry-after", f"{exc.retry_after:.3f}"),))
+            wait = getattr(exc, "retry_after", None)
+            if wait is not None:
+                context.set_trailing_metadata((("retry-after", f"{wait:.3f}"),))
             call.code = code.name
             await context.abort(code, exc.message)
         metrics.ERRORS.labels(self.service, call.labels[2]).inc()

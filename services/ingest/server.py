@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from grpc import aio
 from redis.asyncio import Redis
@@ -31,6 +31,14 @@ from services.ingest.router import DetectorRouter
 from services.ingest.session import Parts, Session
 from services.ingest.settings import IngestSettings
 
+# Draining: a stream opened on this replica is refused, and its device told to wait
+# REFUSED_WAIT_S before it comes back; the replica stops once no stream has come for
+# QUIET_S (at most SETTLE_MAX_S after its own streams have ended).
+REFUSED_WAIT_S = 1.0
+QUIET_S = 0.3
+SETTLE_MAX_S = 3.0
+FIRST_MESSAGE_WAIT_S = 0.5  # a refused stream's Hello is read first (see `_refuse`)
+
 
 def _counted(stage: str) -> Any:
     items = metrics.CALL_ITEMS.labels(stage)
@@ -43,23 +51,57 @@ def _counted(stage: str) -> Any:
     return record
 
 
+async def _refuse(
+    requests: AsyncIterator[ingest_pb2.DeviceMessage], refusal: VigilError
+) -> NoReturn:
+    """Refuse a stream, once its first message (the Hello) is read or has not come
+    within FIRST_MESSAGE_WAIT_S: a stream ended while the device's write is in flight
+    reaches grpcio's asyncio client as its own INTERNAL ("Internal error from Core",
+    grpc/grpc#36066), and the device would lose the status and its `retry-after`."""
+    metrics.REJECTED.labels(refusal.status).inc()
+    with contextlib.suppress(Exception):  # the refusal stands whatever the device did
+        async with asyncio.timeout(FIRST_MESSAGE_WAIT_S):
+            await anext(aiter(requests))
+    raise refusal
+
+
 class IngestServicer(ingest_pb2_grpc.IngestServicer):
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         self.open_streams = 0
         self.sessions: set[Session] = set()
         self.draining = False
+        self._refused = asyncio.Event()  # set by each stream refused while draining
         self._ended = asyncio.Condition()
 
     async def drain(self, timeout_s: float) -> None:
         """Finish every stream (see `Session.finish`) and wait, at most `timeout_s`,
-        until all have ended; streams opened from now on are refused UNAVAILABLE."""
+        until all have ended and the devices' reconnects have been refused; streams
+        opened from now on are refused UNAVAILABLE with a `retry-after`."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
         self.draining = True
         for session in list(self.sessions):
             session.finish()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s), self._ended:
                 await self._ended.wait_for(lambda: not self.sessions)
+        await self._settle(min(until, loop.time() + SETTLE_MAX_S))
+
+    async def _settle(self, until: float) -> None:
+        """The devices whose streams just ended come back within moments, here when
+        nothing routes them elsewhere. Refuse them (each then waits its `retry-after`)
+        until none has come for `QUIET_S`, or until `until`: a stream that arrives as
+        the gRPC server stops is one it accepted but never handed over, and gRPC ends
+        it CANCELLED instead of with the refusal that says why and when to come back."""
+        loop = asyncio.get_running_loop()
+        while (left := until - loop.time()) > 0:
+            self._refused.clear()
+            try:
+                async with asyncio.timeout(min(QUIET_S, left)):
+                    await self._refused.wait()
+            except TimeoutError:
+                return
 
     async def Stream(
         self,
@@ -67,13 +109,18 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[ingest_pb2.ServerMessage]:
         if self.draining:
-            metrics.REJECTED.labels("UNAVAILABLE").inc()
-            raise Unavailable("ingest is shutting down; reconnect")
+            self._refused.set()
+            await _refuse(
+                request_iterator,
+                Unavailable("ingest is shutting down; reconnect", retry_after=REFUSED_WAIT_S),
+            )
         limit = self.parts.settings.max_streams
         if self.open_streams >= limit:
             metrics.LIMITED.labels("streams", "refused").inc()
-            metrics.REJECTED.labels("RESOURCE_EXHAUSTED").inc()
-            raise ResourceExhausted(f"this ingest serves {limit} streams already", 5.0)
+            await _refuse(
+                request_iterator,
+                ResourceExhausted(f"this ingest serves {limit} streams already", 5.0),
+            )
         self.open_streams += 1
         metrics.STREAMS.inc()
         session = Session(self.parts, context)

@@ -189,7 +189,7 @@ class Device:
                 self.stats.said[ended] = details or ""
                 if code in FATAL:
                     raise DeviceRefused(code, exc.details() or "") from None
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
                     pause = retry_after(exc)
                 log.debug(
                     "stream ended: %s %s", ended, details, extra={"device_id": self.device_id}

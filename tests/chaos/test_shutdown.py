@@ -64,10 +64,12 @@ async def test_sigterm_of_every_service_under_load_loses_nothing(
         assert noisy == [], (name, noisy[:5])
     assert report.batches_sent > 0 and report.alerts > 0
     assert report.losses() == {}
-    # UNAVAILABLE from ingest's drain (or the detector's); a device that reconnects in
+    # UNAVAILABLE from ingest's drain (or the detector's); a device writing as its
+    # stream ends loses the status to grpcio's write race. A device that reconnects in
     # the very instant ingest's gRPC server stops gets CANCELLED from grpc itself (a
-    # stream the server accepted but never handed to the service); a device writing as
-    # its stream ends loses the status to grpcio's write race. Each is a reconnect.
+    # stream the server accepted but never handed to the service): the drain refuses
+    # reconnects until they stop coming, so that is rare (it was 4-15 of 50 devices on
+    # a loaded machine before it did; tests/ingest/test_drain.py pins the drain).
     assert set(report.ended) <= {"UNAVAILABLE", "CANCELLED", WRITE_RACE}, report.said
     assert report.ended.get("CANCELLED", 0) <= size.kills_each * size.devices // 10
     assert report.said.get("UNAVAILABLE", "").startswith(("ingest is shutting down", "detector"))
