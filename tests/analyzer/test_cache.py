@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from services.analyzer.cache import Cached, InsightCache, L1Cache
+from services.analyzer.diagnose import cached_outcome
 from services.common import keys
 
 VALUE = Cached({"diagnosis": "d"}, 1.0, "alert:e:3")
@@ -60,3 +61,16 @@ async def test_l2_ttl_follows_severity_and_a_hit_fills_l1(redis: Redis) -> None:
 async def test_unreadable_l2_entry_is_a_miss(redis: Redis) -> None:
     await redis.set(keys.cache("bad"), "{not json")
     assert await InsightCache(redis, L1Cache(10), TTL).get("bad") is None
+
+
+def test_the_same_answer_cached_again_is_the_same_insight() -> None:
+    """The job publishes its full diagnosis only when it differs from the quick insight
+    (services/analyzer/jobs.py); the pattern's entry may expire in between and the model
+    give the same answer again: one insight, not two. A different answer is a new one."""
+    first = Cached({"diagnosis": "d", "urgency": "warning"}, 1.0, "alert:e:3")
+    again = Cached({"urgency": "warning", "diagnosis": "d"}, 9.0, "alert:f:3", expires_at=99.0)
+    other = Cached({"diagnosis": "e", "urgency": "warning"}, 9.0, "alert:f:3")
+    mark = cached_outcome("p", first).mark
+    assert cached_outcome("p", again).mark == mark
+    assert cached_outcome("p", other).mark != mark
+    assert cached_outcome("q", first).mark != mark

@@ -224,6 +224,7 @@ async def test_model_down_slow_and_429_storm_alerts_keep_flowing(
     assert report.readings_lost == 0 and report.readings_duplicated == 0
     assert report.alerts > 0 and report.alerts_missing_on_dashboard == 0
     assert report.dashboard_duplicated == 0
+    assert report.insights_duplicated == 0  # no kill: no job is answered twice
     assert report.jobs_lost == 0 and report.jobs_pending == 0 and report.dead_letters == 0
     for phase in phases:
         assert phase.breaker_opened and phase.alerts > 0 and phase.builtin > 0, phase
