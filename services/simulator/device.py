@@ -5,9 +5,9 @@ restarted device never reuses a number), and never has more
 than the server's window (`Flow.max_in_flight`) written and unacknowledged: `send`
 waits while the window is full, and a lowered window is obeyed from the next write.
 After any disconnect it reconnects with backoff (or after the server's `retry-after`
-when it was told to slow down) and resends every unacknowledged batch under its
-original sequence number, within the new window, so each reading has exactly one
-effect.
+when it was told to slow down or that the replica is shutting down) and resends every
+unacknowledged batch under its original sequence number, within the new window, so
+each reading has exactly one effect.
 """
 
 from __future__ import annotations
