@@ -20,6 +20,9 @@ class VigilError(Exception):
 
     status = "INTERNAL"
     http_status = 500
+    #: Seconds after which trying again makes sense, when the error says (`RetryLater`);
+    #: the boundaries send it as `retry-after`.
+    retry_after: float | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -65,27 +68,28 @@ class FailedPrecondition(VigilError):
     http_status = 409
 
 
-class ResourceExhausted(VigilError):
-    """A limit was hit; `retry_after` (seconds) says when trying again makes sense."""
+class RetryLater(VigilError):
+    """The same request may succeed later; `retry_after` (seconds), when given, says
+    when trying again makes sense."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ResourceExhausted(RetryLater):
+    """A limit was hit."""
 
     status = "RESOURCE_EXHAUSTED"
     http_status = 429
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
-
-class Unavailable(VigilError):
-    """A dependency (Redis, the detector) cannot be reached now; retrying may work.
-    `retry_after` (seconds), when given, says when trying again makes sense."""
+class Unavailable(RetryLater):
+    """A dependency (Redis, the detector) cannot be reached now, or this replica is
+    shutting down; retrying may work."""
 
     status = "UNAVAILABLE"
     http_status = 503
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class Unimplemented(VigilError):

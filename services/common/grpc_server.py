@@ -88,9 +88,8 @@ class BoundaryInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             exc = away
         if isinstance(exc, VigilError):
             code = status_code(exc)
-            wait = getattr(exc, "retry_after", None)
-            if wait is not None:
-                context.set_trailing_metadata((("retry-after", f"{wait:.3f}"),))
+            if exc.retry_after is not None:
+                context.set_trailing_metadata((("retry-after", f"{exc.retry_after:.3f}"),))
             call.code = code.name
             await context.abort(code, exc.message)
         metrics.ERRORS.labels(self.service, call.labels[2]).inc()

@@ -54,9 +54,8 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except VigilError as exc:
         response = problem(exc.http_status, exc.status.replace("_", " ").lower(), exc.message)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(max(1, round(retry_after)))
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         return response
     except web.HTTPException as exc:
         if exc.status < 400:

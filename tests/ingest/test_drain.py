@@ -18,14 +18,13 @@ import grpc
 import pytest
 from grpc import aio
 from redis.asyncio import Redis
-from vigil.v1 import ingest_pb2, ingest_pb2_grpc
 
 from services.common.auth import device_token
 from services.common.bootstrap import Running
 from services.ingest import server
 from services.ingest.server import IngestServicer
 from services.simulator.device import Device
-from tests.support.clients import reading
+from tests.support.clients import device_stream, reading
 from tests.support.services import running
 
 
@@ -46,12 +45,9 @@ def servicer_of(service: Running) -> IngestServicer:
 async def open_stream(channel: aio.Channel, token: str) -> aio.AioRpcError:
     """Open a stream and say Hello, as a device does; its refusal. (Ingest reads the
     Hello before it refuses, so the write is not lost in grpcio's write race.)"""
-    call = ingest_pb2_grpc.IngestStub(channel).Stream(
-        metadata=(("authorization", f"Bearer {token}"),), timeout=10
-    )
-    with pytest.raises(aio.AioRpcError) as failure:
-        await call.write(ingest_pb2.DeviceMessage(hello=ingest_pb2.Hello(device_id="d-1")))
-        await call.read()
+    async with device_stream("", token, channel) as dev:  # on `channel`: no target
+        with pytest.raises(aio.AioRpcError) as failure:
+            await dev.hello("d-1")
     return failure.value
 
 
