@@ -21,6 +21,11 @@ class NotifierSettings:
     allowed_origins: tuple[str, ...]
     #: VIGIL_WS_QUEUE: events buffered per client before it counts as too slow.
     client_queue: int
+    #: VIGIL_WS_SEND_BUFFER_BYTES: kernel send buffer of each WebSocket connection
+    #: (SO_SNDBUF; Linux keeps twice this for bookkeeping). Bounds what a client that
+    #: stops reading holds before its events queue and it is cut off; 0 leaves the
+    #: kernel's autotuning, which lets one such client hold megabytes.
+    ws_send_buffer_bytes: int
     #: VIGIL_WS_MAX_MESSAGE_BYTES: largest frame a client may send.
     ws_max_message_bytes: int
     #: VIGIL_WS_HEARTBEAT_SECONDS: protocol ping interval; a peer that does not answer
@@ -52,6 +57,9 @@ class NotifierSettings:
             dashboard_secret=env.hex_secret("VIGIL_DASHBOARD_SECRET", required=True),
             allowed_origins=env.items("VIGIL_ALLOWED_ORIGINS", ()),
             client_queue=env.integer("VIGIL_WS_QUEUE", 1000, lo=1, hi=1_000_000),
+            ws_send_buffer_bytes=env.integer(
+                "VIGIL_WS_SEND_BUFFER_BYTES", 256 << 10, lo=0, hi=64 << 20
+            ),
             ws_max_message_bytes=env.integer(
                 "VIGIL_WS_MAX_MESSAGE_BYTES", 65_536, lo=256, hi=16 << 20
             ),

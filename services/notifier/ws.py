@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -94,6 +95,19 @@ def direct_writer(
     return write
 
 
+def bound_send_buffer(request: web.Request, size: int) -> None:
+    """Fix the connection's kernel send buffer at `size` bytes (0: leave autotuning).
+
+    With autotuning a client that stops reading can hold megabytes in the kernel
+    before a single event waits in its mailbox, so it would be cut off only after
+    thousands of events; with a fixed buffer, after about `size` bytes more.
+    """
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if size > 0 and sock is not None:
+        with contextlib.suppress(OSError):  # the peer may already be gone
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
 async def _stop(tasks: list[asyncio.Task[Any]]) -> None:
     await cancel_and_wait(tasks)
     for task in tasks:
@@ -117,6 +131,7 @@ class WebSocketEndpoint:
             timeout=CLOSE_TIMEOUT_S,
         )
         await ws.prepare(request)
+        bound_send_buffer(request, self.settings.ws_send_buffer_bytes)
         metrics.WS_CLIENTS.inc()
         try:
             subscribe = await self._subscribe(ws)
