@@ -10,10 +10,9 @@ import grpc
 import pytest
 from grpc import aio
 from redis.asyncio import Redis
-from vigil.v1 import ingest_pb2
 
 from services.common import keys
-from tests.support.clients import device_stream, reading, stream_status, token_for
+from tests.support.clients import device_stream, hello, reading, stream_status, token_for
 from tests.support.services import running
 
 
@@ -32,10 +31,6 @@ async def ingest(base_env: dict[str, str], redis: Redis) -> AsyncIterator[str]:
 async def alerts(redis: Redis) -> list[dict[str, str]]:
     """The `alert` entries of vigil:events (device online/offline events aside)."""
     return [fields for _, fields in await redis.xrange(keys.EVENTS) if fields["kind"] == "alert"]
-
-
-def hello(device_id: str) -> ingest_pb2.DeviceMessage:
-    return ingest_pb2.DeviceMessage(hello=ingest_pb2.Hello(device_id=device_id))
 
 
 # A token's form is checked before Hello is read: these refusals end streams whose Hello

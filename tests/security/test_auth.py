@@ -26,7 +26,7 @@ from services.common import keys
 from services.common.auth import dashboard_token, device_token
 from services.common.events import publish
 from tests.notifier.conftest import Notifier, alert, notifier_at
-from tests.support.clients import reading, stream_status, token_for
+from tests.support.clients import hello, reading, stream_status, token_for
 
 
 @pytest.fixture
@@ -67,10 +67,6 @@ async def ingest_status(target: str, token: str, messages: list[ingest_pb2.Devic
     """Send `messages` with `token`; the stream's status and its details."""
     code, details, _ = await stream_status(target, token, messages)
     return code, details
-
-
-def hello(device_id: str) -> ingest_pb2.DeviceMessage:
-    return ingest_pb2.DeviceMessage(hello=ingest_pb2.Hello(device_id=device_id))
 
 
 def batch(seq: int) -> ingest_pb2.DeviceMessage:

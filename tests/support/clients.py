@@ -22,6 +22,14 @@ def reading(sensor: str, value: float, at: float | None = None) -> common_pb2.Re
     return common_pb2.Reading(sensor=sensor, value=value, time=from_seconds(at or time.time()))
 
 
+def hello(device_id: str) -> ingest_pb2.DeviceMessage:
+    return ingest_pb2.DeviceMessage(hello=ingest_pb2.Hello(device_id=device_id))
+
+
+def batch(seq: int, readings: Sequence[common_pb2.Reading]) -> ingest_pb2.DeviceMessage:
+    return ingest_pb2.DeviceMessage(batch=ingest_pb2.ReadingBatch(seq=seq, readings=readings))
+
+
 class DeviceStream:
     """A raw generated-stub stream: write messages, read replies, see the status."""
 
