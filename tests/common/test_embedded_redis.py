@@ -38,3 +38,21 @@ def test_free_ports_are_all_different_and_free() -> None:
     ports = free_ports(200)
     assert len(set(ports)) == 200
     assert not any(port_in_use("127.0.0.1", port) for port in ports)
+
+
+def test_stopping_never_fails_the_log_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log reader owns Redis's output pipe: stopping waits for it to read to the end
+    instead of closing the pipe under it (which failed it mid-read now and then)."""
+    import threading
+
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    for trial in range(40):
+        server = EmbeddedRedis(tmp_path / str(trial))
+        server.start()
+        server.stop()  # SIGTERM: Redis logs its goodbye as it exits
+        assert server.process is not None and server.process.stdout is not None
+        assert server.process.stdout.closed
+    assert failures == []
