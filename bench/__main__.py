@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--json FILE] [--stage NAME]`: the same as `vigil bench`."""
+"""`python -m bench [--quick | --smoke] [--json FILE] [--stage NAME]`: the same as `vigil bench`."""
 
 import sys
 

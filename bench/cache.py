@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bench.report import Figure
+from bench.size import Size
 from bench.stats import percentile
 from services.analyzer.cache import Cached, InsightCache, L1Cache
 from services.analyzer.pattern import pattern_of
@@ -150,10 +151,10 @@ def device_key(body: dict[str, object]) -> str:
     return f"{body.get('device_id')}|{body.get('sensor')}|{body.get('severity')}"
 
 
-async def run(redis: Redis, quick: bool, progress: Callable[[str], None]) -> list[Figure]:
+async def run(redis: Redis, size: Size, progress: Callable[[str], None]) -> list[Figure]:
     progress("cache: L1 and L2 hit latency")
-    figures = await hit_latency(redis, 2_000 if quick else 8_000)
-    machines, seconds = (200, 300) if quick else (1000, 300)
+    figures = await hit_latency(redis, size.pick(8_000, 2_000, 300))
+    machines, seconds = size.pick((1000, 300), (200, 300), (50, 60))
     progress(f"cache: incident mix of {machines} machines over {seconds} simulated seconds")
     mix = incident_mix(machines, seconds, seed=11)
     ours = await hit_rate(redis, mix, pattern_key)

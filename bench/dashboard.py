@@ -27,6 +27,7 @@ from vigil.v1 import common_pb2
 from bench import fleet
 from bench.procs import cluster
 from bench.report import Figure, Target
+from bench.size import Size
 from bench.stats import percentile
 from services.common.auth import dashboard_token
 from services.common.timeconv import from_seconds
@@ -101,8 +102,8 @@ def _readings(now: float, rng: random.Random, spike: bool) -> list[common_pb2.Re
     return out
 
 
-async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
-    devices, seconds = (100, 7.0) if quick else (300, 30.0)
+async def run(size: Size, progress: Callable[[str], None]) -> list[Figure]:
+    devices, seconds = size.pick((300, 30.0), (100, 7.0), (20, 2.0))
     warm = 1  # batches of normal readings before a device's first incident
     async with cluster() as running:
         progress("dashboard: starting detector, ingest, analyzer (built-in), notifier")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.report import Figure, Target
+from bench.size import Size
 from services.detector.engine import Detector
 from services.detector.evaluation import throughput
 from services.detector.evaluation.baseline import WINDOW, Z_ALERT
@@ -86,8 +87,8 @@ def _rate(readings: int, rates: list[float]) -> float:
     return len(rates) * readings / sum(readings / r for r in rates)
 
 
-def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
-    devices, rounds = (200, 4) if quick else (1000, 8)
+def run(size: Size, progress: Callable[[str], None]) -> list[Figure]:
+    devices, rounds = size.pick((1000, 8), (200, 4), (50, 2))
     progress(f"detector: {devices} devices x 4 sensors, warming up")
     warm = throughput.fleet_batches(devices, 2, 400, seed=1)  # 200 readings per series
     timed = throughput.fleet_batches(devices, rounds, PER_BATCH, seed=2)

@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 
 from bench.procs import Service, cluster, cpu_seconds
 from bench.report import Figure, Target
+from bench.size import Size
 from bench.stats import percentile
 from services.common.auth import dashboard_token
 from services.common.events import publish
@@ -270,9 +271,10 @@ def _pooled(latencies: list[list[float]]) -> list[float]:
     return [x for client in latencies for x in client]
 
 
-async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
+async def run(size: Size, progress: Callable[[str], None]) -> list[Figure]:
     rate = 20.0
-    seconds = 2.0 if quick else 10.0
+    seconds = size.pick(10.0, 2.0, 0.5)
+    fleets = size.pick((100, 1000), (100, 1000), (10, 100))
     figures: list[Figure] = []
     async with cluster() as running:
         notifier = await running.start("notifier")
@@ -286,7 +288,7 @@ async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
 
             floor = _pooled((await one(1)).latencies)
             pooled: dict[int, list[float]] = {}
-            for clients in (100, 1000):
+            for clients in fleets:
                 outcome = await one(clients)
                 pooled[clients] = _pooled(outcome.latencies)
                 params = _params(clients, 0, rate, seconds, outcome)
@@ -299,11 +301,11 @@ async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
                             "ms",
                             percentile(floor, q) * 1e3,
                             f"one client, p{q * 100:g}",
-                            Target("<", 100.0) if clients == 1000 and q == 0.99 else None,
+                            Target("<", 100.0) if clients == fleets[-1] and q == 0.99 else None,
                             params,
                         )
                     )
-            if not quick:  # five times the rate: where the headroom ends
+            if size is Size.FULL:  # five times the rate: where the headroom ends
                 fast = 5 * rate
                 outcome = await one(1000, at=fast)
                 figures.append(
@@ -318,22 +320,22 @@ async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
                         _params(1000, 0, fast, seconds, outcome),
                     )
                 )
-            figures += await _slow_figures(one, quick, rate, seconds)
+            figures += await _slow_figures(one, size, rate, seconds, fleets[-1])
         finally:
             await redis.aclose()
     return figures
 
 
 async def _slow_figures(
-    one: Callable[..., Any], quick: bool, rate: float, seconds: float
+    one: Callable[..., Any], size: Size, rate: float, seconds: float, clients: int
 ) -> list[Figure]:
-    """The same 900 clients with the other 100 normal, then slow, in turns."""
-    clients, slow = 1000, 100
+    """The same 90% of the clients with the other 10% normal, then slow, in turns."""
+    slow = clients // 10
     with_slow: list[float] = []
     without: list[float] = []
     ratios: list[float] = []
     last: Outcome | None = None
-    for _ in range(1 if quick else 2):
+    for _ in range(size.pick(2, 1, 1)):
         plain: Outcome = await one(clients)
         others = _pooled(plain.latencies[: clients - slow])
         last = await one(clients, slow)
@@ -347,11 +349,12 @@ async def _slow_figures(
     return [
         Figure(
             STAGE,
-            f"fan-out p99 of the 900 others with 100 slow clients, {rate:g} events/s",
+            f"fan-out p99 of the {clients - slow:,} others with {slow:,} slow clients, "
+            f"{rate:g} events/s",
             percentile(with_slow, 0.99) * 1e3,
             "ms",
             p99_without,
-            "the same 900 clients, the other 100 reading normally",
+            f"the same {clients - slow:,} clients, the other {slow:,} reading normally",
             Target("<=", 1.2, "ratio"),
             params,
             [round(r, 3) for r in ratios],

@@ -25,6 +25,7 @@ from vigil.v1 import ingest_pb2
 from bench import fleet
 from bench.procs import Cluster, cluster, cpu_seconds
 from bench.report import Figure, Target
+from bench.size import Size
 from bench.stats import percentile, steady_rate
 
 STAGE = "ingest"
@@ -40,10 +41,12 @@ class Plan:
     latency_seconds: float
 
     @classmethod
-    def of(cls, quick: bool) -> Plan:
-        if quick:
-            return cls(20, {1: 6_000, 10: 40_000, 100: 150_000, 500: 250_000}, 4.0, 3.0)
-        return cls(50, {1: 30_000, 10: 200_000, 100: 800_000, 500: 1_200_000}, 15.0, 8.0)
+    def of(cls, scale: Size) -> Plan:
+        return scale.pick(
+            cls(50, {1: 30_000, 10: 200_000, 100: 800_000, 500: 1_200_000}, 15.0, 8.0),
+            cls(20, {1: 6_000, 10: 40_000, 100: 150_000, 500: 250_000}, 4.0, 3.0),
+            cls(5, {1: 500, 10: 2_000, 100: 10_000, 500: 20_000}, 1.0, 1.0),
+        )
 
 
 class CpuMeter:
@@ -140,8 +143,8 @@ def _params(plan: Plan, size: int, m: Measured, **more: Any) -> dict[str, Any]:
     }
 
 
-async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
-    plan = Plan.of(quick)
+async def run(scale: Size, progress: Callable[[str], None]) -> list[Figure]:
+    plan = Plan.of(scale)
     figures: list[Figure] = []
     async with cluster() as running:
         detector = await running.start("detector")

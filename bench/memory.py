@@ -23,6 +23,7 @@ from vigil.v1 import detector_pb2, detector_pb2_grpc
 from bench import fleet
 from bench.procs import Cluster, cluster
 from bench.report import Figure, Target
+from bench.size import Size
 from services.simulator.fleet import SENSORS
 
 STAGE = "memory"
@@ -140,11 +141,11 @@ async def detector_rss(
     ]
 
 
-async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
+async def run(size: Size, progress: Callable[[str], None]) -> list[Figure]:
     async with cluster() as running:
         await running.start("detector", {"VIGIL_SNAPSHOT_SECONDS": "3600"})
-        figures = await detector_rss(running, 2 if quick else 4, progress)
+        figures = await detector_rss(running, size.pick(4, 2, 1), progress)
     async with cluster() as running:
         await running.start("detector")
-        figures += await ingest_rss(running, 1000, progress)
+        figures += await ingest_rss(running, size.pick(1000, 1000, 100), progress)
     return figures

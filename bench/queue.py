@@ -16,6 +16,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from bench.report import Figure
+from bench.size import Size
 from bench.stats import median
 from services.common import keys
 from services.common.queue import JobQueue
@@ -63,8 +64,8 @@ async def zpopmax_rate(redis: Redis, jobs: int, workers: int) -> float:
     return jobs / (time.perf_counter() - started)
 
 
-async def run(redis: Redis, quick: bool, progress: Callable[[str], None]) -> list[Figure]:
-    jobs = 2_000 if quick else 10_000
+async def run(redis: Redis, size: Size, progress: Callable[[str], None]) -> list[Figure]:
+    jobs = size.pick(10_000, 2_000, 300)
     figures = []
     for workers in (1, 4, 8):
         progress(f"queue: {workers} worker(s), {jobs} jobs, twice each")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from bench.procs import cluster
 from bench.report import Figure, Target
+from bench.size import Size
 from services.analyzer.llm import limits
 from services.analyzer.settings import AnalyzerSettings
 from services.common.ratelimit import RateLimiter
@@ -85,8 +86,8 @@ def busiest(times: list[float], window: float) -> int:
     )
 
 
-async def run(quick: bool, progress: Callable[[str], None]) -> list[Figure]:
-    seconds, window = (6.0, 4.0) if quick else (30.0, 10.0)
+async def run(size: Size, progress: Callable[[str], None]) -> list[Figure]:
+    seconds, window = size.pick((30.0, 10.0), (6.0, 4.0), (SETTLE_S + 1.0, 1.0))
     progress(f"ratelimit: {REPLICAS} replica processes x {CALLERS} callers for {seconds:g} s")
     async with cluster() as running:
         start_at = time.time() + 3.0  # time for every replica to import and connect

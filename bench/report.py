@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Op = Literal[">=", "<=", "<", ">"]
 
 
@@ -114,7 +114,7 @@ def document(
     *,
     machine: dict[str, Any],
     command: str,
-    quick: bool,
+    size: Literal["full", "quick", "smoke"],
     started: str,
     duration_s: float,
     stages: dict[str, float],
@@ -123,7 +123,7 @@ def document(
     return {
         "schema_version": SCHEMA_VERSION,
         "command": command,
-        "quick": quick,
+        "size": size,
         "started": started,
         "duration_s": round(duration_s, 1),
         "machine": machine,

@@ -1,4 +1,4 @@
-"""`vigil bench [--quick] [--json FILE] [--stage NAME ...]`: every stage, one report.
+"""`vigil bench [--quick | --smoke] [--json FILE] [--stage NAME ...]`: every stage, one report.
 
 Runs the stages in order (in-process ones first, then those that start service
 processes), each bounded in time, each on its own private Redis; shows progress on
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench import cache, dashboard, detector, fanout, ingest, machine, memory, queue, ratelimit
 from bench.report import Figure, document, table
+from bench.size import Size
 from services.cli.main import BENCH_STAGES as STAGES
 from services.common.embedded_redis import EmbeddedRedis
 from services.common.redis_client import connect
@@ -39,7 +40,7 @@ class Progress:
 
 
 async def _with_redis(
-    step: Callable[..., Awaitable[list[Figure]]], quick: bool, progress: Progress
+    step: Callable[..., Awaitable[list[Figure]]], size: Size, progress: Progress
 ) -> list[Figure]:
     """Run an in-process stage against a private redis-server (AOF on)."""
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
@@ -47,19 +48,19 @@ async def _with_redis(
         await asyncio.to_thread(server.start)
         redis = connect(server.url)
         try:
-            return await step(redis, quick, progress)
+            return await step(redis, size, progress)
         finally:
             await redis.aclose()
             await asyncio.to_thread(server.stop)
 
 
-async def _stage(name: str, quick: bool, progress: Progress) -> list[Figure]:
+async def _stage(name: str, size: Size, progress: Progress) -> list[Figure]:
     if name == "detector":
-        return await asyncio.to_thread(detector.run, quick, progress)
+        return await asyncio.to_thread(detector.run, size, progress)
     if name == "queue":
-        return await _with_redis(queue.run, quick, progress)
+        return await _with_redis(queue.run, size, progress)
     if name == "cache":
-        return await _with_redis(cache.run, quick, progress)
+        return await _with_redis(cache.run, size, progress)
     steps = {
         "ratelimit": ratelimit.run,
         "memory": memory.run,
@@ -67,11 +68,11 @@ async def _stage(name: str, quick: bool, progress: Progress) -> list[Figure]:
         "dashboard": dashboard.run,
         "fanout": fanout.run,
     }
-    return await steps[name](quick, progress)
+    return await steps[name](size, progress)
 
 
 async def run(
-    stages: list[str], quick: bool, progress: Progress
+    stages: list[str], size: Size, progress: Progress
 ) -> tuple[list[Figure], dict[str, float], dict[str, str]]:
     figures: list[Figure] = []
     seconds: dict[str, float] = {}
@@ -79,7 +80,7 @@ async def run(
     for name in stages:
         started = time.monotonic()
         try:
-            figures += await _stage(name, quick, progress)
+            figures += await _stage(name, size, progress)
         except Exception as exc:  # one stage's failure must not cost the others' figures
             errors[name] = f"{type(exc).__name__}: {exc}"
             progress(f"{name}: FAILED: {errors[name]}")
@@ -91,6 +92,7 @@ async def run(
 
 def main(args: argparse.Namespace) -> int:
     stages = [s for s in STAGES if args.stage is None or s in args.stage]
+    size = Size.SMOKE if args.smoke else Size.QUICK if args.quick else Size.FULL
     with contextlib.suppress(ImportError):
         import uvloop  # as the services run
 
@@ -98,16 +100,16 @@ def main(args: argparse.Namespace) -> int:
     progress = Progress()
     described = machine.describe()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    progress(f"vigil bench{' --quick' if args.quick else ''}: {', '.join(stages)}")
-    figures, seconds, errors = asyncio.run(run(stages, args.quick, progress))
+    progress(f"vigil bench{size.flag}: {', '.join(stages)}")
+    figures, seconds, errors = asyncio.run(run(stages, size, progress))
     described["load_average"]["end"] = machine.load_average()
-    command = "vigil bench" + (" --quick" if args.quick else "")
+    command = "vigil bench" + size.flag
     command += "".join(f" --stage {s}" for s in args.stage or ())
     doc = document(
         figures,
         machine=described,
         command=command,
-        quick=args.quick,
+        size=size.value,
         started=started,
         duration_s=time.monotonic() - progress.started,
         stages=seconds,

@@ -6,7 +6,7 @@ vigil simulate --target HOST:PORT ...     simulated devices against any ingest
 vigil token device ID | dashboard         print a credential
 vigil replay --input IN.csv --output OUT.csv   back-test the detector on a CSV
 vigil rules check FILE                    validate a rules file
-vigil bench [--quick] [--json FILE]       measure every stage against its baseline
+vigil bench [--quick|--smoke] [--json FILE] measure every stage against its baseline
 """
 
 from __future__ import annotations
@@ -116,8 +116,14 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
 
     bench = sub.add_parser("bench", help="measure every stage against its baseline")
-    bench.add_argument(
+    sizes = bench.add_mutually_exclusive_group()
+    sizes.add_argument(
         "--quick", action="store_true", help="smaller runs, under 2 minutes (CI-sized)"
+    )
+    sizes.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest runs that exercise every stage (checks it works; figures mean little)",
     )
     bench.add_argument("--json", type=Path, default=None, help="also write the report here")
     bench.add_argument(
