@@ -19,17 +19,25 @@ K8S_STAMP := $(K8S_TOOLS)/.installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
+# Packages are installed with uv when it can be had: on 2 cores it takes seconds where
+# pip takes minutes (the k8s tools: 6 s against 70 s). uv does not read pip.conf, so
+# where it cannot install (an index set only there, say) pip does the same install.
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+# $(call install,<venv's python>,<pip arguments>)
+install = { $(UV) pip install --quiet --python $(1) $(2) || $(1) -m pip install --quiet $(2); }
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet uv==$(UV_VERSION) || echo "uv not available: installing with pip"
+	$(call install,$(PY),-c constraints.txt -e '.[dev]')
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install Vigil with its development tools
 
-$(K8S_STAMP): k8s/checks/requirements.txt k8s/checks/constraints.txt
+$(K8S_STAMP): k8s/checks/requirements.txt k8s/checks/constraints.txt | $(STAMP)
 	$(PYTHON) -m venv $(K8S_TOOLS)
-	$(K8S_TOOLS)/bin/pip install --quiet -c k8s/checks/constraints.txt -r k8s/checks/requirements.txt
+	$(call install,$(K8S_TOOLS)/bin/python,-c k8s/checks/constraints.txt -r k8s/checks/requirements.txt)
 	touch $(K8S_STAMP)
 
 proto: $(STAMP) ## generate Python code and type stubs from protos/
