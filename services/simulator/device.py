@@ -39,6 +39,7 @@ MAX_RETRY_AFTER_S = 60.0
 # device reconnects and resends as after any other end. Counted under WRITE_RACE.
 CORE_WRITE_RACE = "Internal error from Core"
 WRITE_RACE = "WRITE_RACE"
+SAID_KEPT = 16
 
 
 class DeviceRefused(Exception):
@@ -59,7 +60,8 @@ class DeviceStats:
     flows: list[int] = field(default_factory=list)  # every window the server gave
     # status name (or WRITE_RACE) -> streams that ended so
     ended: dict[str, int] = field(default_factory=dict)
-    said: dict[str, str] = field(default_factory=dict)  # the last details of each of those
+    # status name -> the different details those streams ended with (the first SAID_KEPT)
+    said: dict[str, set[str]] = field(default_factory=dict)
     anomalies: list[common_pb2.Verdict] = field(default_factory=list)
 
 
@@ -186,7 +188,9 @@ class Device:
                 if code == grpc.StatusCode.INTERNAL and details == CORE_WRITE_RACE:
                     ended = WRITE_RACE
                 self.stats.ended[ended] = self.stats.ended.get(ended, 0) + 1
-                self.stats.said[ended] = details or ""
+                said = self.stats.said.setdefault(ended, set())
+                if len(said) < SAID_KEPT:
+                    said.add(details or "")
                 if code in FATAL:
                     raise DeviceRefused(code, exc.details() or "") from None
                 if code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):

@@ -71,7 +71,7 @@ class Report:
     insights_duplicated: int = 0
     reconnects: int = 0
     ended: dict[str, int] = field(default_factory=dict)  # device streams ended, by status
-    said: dict[str, str] = field(default_factory=dict)  # an example of each status's details
+    said: dict[str, set[str]] = field(default_factory=dict)  # each status's details
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -118,7 +118,7 @@ class Report:
         )
 
     def as_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(asdict(self), sort_keys=True, default=sorted)  # sets as lists
 
     def publish(self, workdir: Path) -> None:
         """Print the report (`make chaos` shows it) and keep it beside the run's logs."""

@@ -161,9 +161,13 @@ class Fleet:
     def reconnects(self) -> int:
         return sum(d.stats.reconnects for d in self.devices.values())
 
-    def said(self) -> dict[str, str]:
-        """An example of what the server said, for each status streams ended with."""
-        return {code: text for d in self.devices.values() for code, text in d.stats.said.items()}
+    def said(self) -> dict[str, set[str]]:
+        """What streams ended with, by status: every different details devices kept."""
+        total: dict[str, set[str]] = {}
+        for device in self.devices.values():
+            for code, texts in device.stats.said.items():
+                total.setdefault(code, set()).update(texts)
+        return total
 
     def ended(self) -> dict[str, int]:
         """How often device streams ended, by status."""
