@@ -4,6 +4,11 @@ Starts a private Redis (AOF on, data under the state folder), the four services 
 `vigil serve NAME` processes, waits until each reports healthy, writes `stack.json`,
 prints the dashboard URL, starts the simulated devices, and on Ctrl-C or SIGTERM stops
 everything in reverse order. If any process dies, the whole stack stops and says which.
+
+With `--free-ports`, a port is free when chosen but nothing holds it until its service
+binds it: another program can take it in between. A service that exits at start-up
+while one of its ports is in use by someone else is that race; the stack is then
+stopped and started again on other free ports (at most START_ATTEMPTS times).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 STOP_ORDER = (("simulator",), ("ingest",), ("notifier", "analyzer", "detector"))
+START_ATTEMPTS = 3
 
 # service: (gRPC port, metrics port); the notifier also serves HTTP on DASHBOARD_PORT.
 DEFAULT_PORTS = {
@@ -48,6 +54,11 @@ REDIS_PORT = 6390
 class Proc:
     name: str
     process: asyncio.subprocess.Process
+    ports: tuple[int, ...] = ()
+
+
+class PortTaken(Exception):
+    """A port chosen free was taken by another program before its service bound it."""
 
 
 class Stack:
@@ -87,12 +98,6 @@ class Stack:
             for kind, port in (("gRPC", g), ("metrics", m))
         }
         wanted |= {"dashboard HTTP": DASHBOARD_PORT, "Redis": REDIS_PORT}
-        chosen = self._ports(wanted)
-        ports = {
-            name: (chosen[f"{name} gRPC"], chosen[f"{name} metrics"]) for name in DEFAULT_PORTS
-        }
-        dashboard_port = chosen["dashboard HTTP"]
-        redis_port = chosen["Redis"]
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -100,31 +105,8 @@ class Stack:
             loop.add_signal_handler(sig, stopping.set)
 
         started = time.monotonic()
-        # fsync before every reply: an ack to a device means its batch is on disk, even
-        # if the machine dies (README, Reliability).
-        self.redis = EmbeddedRedis(self.state_dir / "redis", redis_port, appendfsync="always")
-        await asyncio.to_thread(self.redis.start)
-        base_env = {
-            **os.environ,
-            "REDIS_URL": self.redis.url,
-            "VIGIL_HOST": HOST,
-            "VIGIL_DEVICE_SECRET": secrets["device"],
-            "VIGIL_DASHBOARD_SECRET": secrets["dashboard"],
-            "VIGIL_DETECTOR_ADDRS": f"{HOST}:{ports['detector'][0]}",
-            "VIGIL_ANALYZER_ADDR": f"{HOST}:{ports['analyzer'][0]}",
-            "PYTHONUNBUFFERED": "1",
-        }
         try:
-            for name, (grpc_port, metrics_port) in ports.items():
-                env = {
-                    **base_env,
-                    "VIGIL_GRPC_PORT": str(grpc_port),
-                    "VIGIL_METRICS_PORT": str(metrics_port),
-                }
-                if name == "notifier":
-                    env["VIGIL_HTTP_PORT"] = str(dashboard_port)
-                await self._spawn(name, [sys.executable, "-m", "services.cli", "serve", name], env)
-            await self._wait_ready(ports, dashboard_port)
+            ports, dashboard_port, base_env = await self._start_on_ports(secrets, wanted)
             token = auth.dashboard_token(secrets["dashboard"], "local")
             url = f"http://{HOST}:{dashboard_port}/?token={token}"
             self._write_state(ports, dashboard_port, url)
@@ -158,11 +140,79 @@ class Stack:
             return 1
         return 0
 
-    async def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    async def _start_on_ports(
+        self, secrets: dict[str, str], wanted: dict[str, int]
+    ) -> tuple[dict[str, tuple[int, int]], int, dict[str, str]]:
+        """Choose the ports and start on them: each service's (gRPC, metrics) ports, the
+        dashboard's and the services' env. With `--free-ports`, starts again on other
+        ports when one was taken meanwhile (at most START_ATTEMPTS tries)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            chosen = self._ports(wanted)
+            ports = {
+                name: (chosen[f"{name} gRPC"], chosen[f"{name} metrics"]) for name in DEFAULT_PORTS
+            }
+            dashboard_port = chosen["dashboard HTTP"]
+            try:
+                base_env = await self._start(secrets, ports, dashboard_port, chosen["Redis"])
+                return ports, dashboard_port, base_env
+            except PortTaken as exc:
+                await self._stop_all()
+                if not self.free_ports or attempt >= START_ATTEMPTS:
+                    raise ConfigError(str(exc)) from None
+                print(f"vigil: {exc}; starting again on other free ports", flush=True)
+
+    async def _start(
+        self,
+        secrets: dict[str, str],
+        ports: dict[str, tuple[int, int]],
+        dashboard_port: int,
+        redis_port: int,
+    ) -> dict[str, str]:
+        """Redis, then the four services, until all are healthy; the services' env.
+        PortTaken when another program took one of the chosen ports first."""
+        # fsync before every reply: an ack to a device means its batch is on disk, even
+        # if the machine dies (README, Reliability).
+        self.redis = EmbeddedRedis(self.state_dir / "redis", redis_port, appendfsync="always")
+        try:
+            await asyncio.to_thread(self.redis.start)
+        except ConfigError as exc:
+            if port_in_use(HOST, redis_port):
+                raise PortTaken(f"port {HOST}:{redis_port} (Redis) was taken meanwhile") from exc
+            raise
+        base_env = {
+            **os.environ,
+            "REDIS_URL": self.redis.url,
+            "VIGIL_HOST": HOST,
+            "VIGIL_DEVICE_SECRET": secrets["device"],
+            "VIGIL_DASHBOARD_SECRET": secrets["dashboard"],
+            "VIGIL_DETECTOR_ADDRS": f"{HOST}:{ports['detector'][0]}",
+            "VIGIL_ANALYZER_ADDR": f"{HOST}:{ports['analyzer'][0]}",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for name, (grpc_port, metrics_port) in ports.items():
+            env = {
+                **base_env,
+                "VIGIL_GRPC_PORT": str(grpc_port),
+                "VIGIL_METRICS_PORT": str(metrics_port),
+            }
+            owned: tuple[int, ...] = (grpc_port, metrics_port)
+            if name == "notifier":
+                env["VIGIL_HTTP_PORT"] = str(dashboard_port)
+                owned += (dashboard_port,)
+            argv = [sys.executable, "-m", "services.cli", "serve", name]
+            await self._spawn(name, argv, env, owned)
+        await self._wait_ready(ports, dashboard_port)
+        return base_env
+
+    async def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], ports: tuple[int, ...] = ()
+    ) -> None:
         # A session of its own: Ctrl-C in the terminal signals only `vigil up`, which
         # then stops the stack in order (`_stop_all`), not everything at once.
         process = await asyncio.create_subprocess_exec(*argv, env=env, start_new_session=True)
-        self.procs.append(Proc(name, process))
+        self.procs.append(Proc(name, process, ports))
 
     async def _wait_ready(self, ports: dict[str, tuple[int, int]], dashboard_port: int) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -171,6 +221,11 @@ class Stack:
             while pending or dashboard_port:
                 for proc in self.procs:
                     if proc.process.returncode is not None:
+                        taken = [p for p in proc.ports if port_in_use(HOST, p)]
+                        if taken:  # it has exited: whoever holds its port is not the stack
+                            raise PortTaken(
+                                f"port {HOST}:{taken[0]} of the {proc.name} was taken meanwhile"
+                            )
                         raise ConfigError(f"{proc.name} exited with code {proc.process.returncode}")
                 for name, (grpc_port, _) in list(pending.items()):
                     if await health_check(f"{HOST}:{grpc_port}", timeout_s=1.0):
@@ -240,5 +295,7 @@ class Stack:
             *(self._stop(p) for p in self.procs if not any(p.name in s for s in STOP_ORDER))
         )
         (self.state_dir / "stack.json").unlink(missing_ok=True)
+        self.procs = []
         if self.redis is not None:
             await asyncio.to_thread(self.redis.stop)
+            self.redis = None
