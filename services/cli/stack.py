@@ -50,6 +50,16 @@ DASHBOARD_PORT = 8080
 REDIS_PORT = 6390
 
 
+def default_ports() -> dict[str, int]:
+    """Every port the stack uses, by what uses it ("ingest gRPC", "Redis", ...)."""
+    wanted = {
+        f"{name} {kind}": port
+        for name, (g, m) in DEFAULT_PORTS.items()
+        for kind, port in (("gRPC", g), ("metrics", m))
+    }
+    return wanted | {"dashboard HTTP": DASHBOARD_PORT, "Redis": REDIS_PORT}
+
+
 @dataclass
 class Proc:
     name: str
@@ -92,12 +102,7 @@ class Stack:
 
     async def run(self) -> int:
         secrets = local_secrets.load_or_create(self.state_dir)
-        wanted = {
-            f"{name} {kind}": port
-            for name, (g, m) in DEFAULT_PORTS.items()
-            for kind, port in (("gRPC", g), ("metrics", m))
-        }
-        wanted |= {"dashboard HTTP": DASHBOARD_PORT, "Redis": REDIS_PORT}
+        wanted = default_ports()
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -10,17 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.cli import local_secrets, stack
-from services.cli.stack import DASHBOARD_PORT, DEFAULT_PORTS, REDIS_PORT, Stack
+from services.cli.stack import DEFAULT_PORTS, Stack, default_ports
 from services.common import embedded_redis
-
-
-def wanted() -> dict[str, int]:
-    ports = {
-        f"{name} {kind}": port
-        for name, (g, m) in DEFAULT_PORTS.items()
-        for kind, port in (("gRPC", g), ("metrics", m))
-    }
-    return ports | {"dashboard HTTP": DASHBOARD_PORT, "Redis": REDIS_PORT}
 
 
 @pytest.mark.parametrize("victim", ["notifier metrics", "Redis"])
@@ -36,7 +27,7 @@ async def test_a_port_taken_meanwhile_is_replaced_by_another(
     def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         ports = embedded_redis.free_ports(count, host)
         if not calls:  # the first choice: free then, taken before the service binds it
-            ports[list(wanted()).index(victim)] = taken
+            ports[list(default_ports()).index(victim)] = taken
         calls.append(ports)
         return ports
 
@@ -44,7 +35,7 @@ async def test_a_port_taken_meanwhile_is_replaced_by_another(
     up = Stack(tmp_path, devices=0, rate=1.0, free_ports=True)
     try:
         secrets = local_secrets.load_or_create(tmp_path)
-        ports, dashboard, _ = await up._start_on_ports(secrets, wanted())
+        ports, dashboard, _ = await up._start_on_ports(secrets, default_ports())
         assert len(calls) == 2
         assert {port for pair in ports.values() for port in pair} | {dashboard} == set(
             calls[1][:-1]
@@ -69,13 +60,13 @@ async def test_without_free_ports_a_taken_port_is_not_retried(
         thief.bind(("127.0.0.1", 0))
         thief.listen()
         taken = thief.getsockname()[1]
-        ports = dict(wanted())
+        ports = dict(default_ports())
         free = embedded_redis.free_ports(len(ports))
         ports = dict(zip(ports, free, strict=True))
         ports["notifier metrics"] = taken
         monkeypatch.setattr(Stack, "_ports", lambda self, wanted: ports)
         try:
             with pytest.raises(stack.ConfigError, match=f"port 127.0.0.1:{taken} of the notifier"):
-                await up._start_on_ports(local_secrets.load_or_create(tmp_path), wanted())
+                await up._start_on_ports(local_secrets.load_or_create(tmp_path), default_ports())
         finally:
             await up._stop_all()
