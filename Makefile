@@ -89,7 +89,7 @@ bench-quick: $(STAMP) ## the CI-sized run of `make bench` (1-3 minutes on 2 core
 # The suites that exist in this tree (fuzz and security may be absent).
 CHAOS_SUITES := $(wildcard tests/chaos tests/fuzz tests/security)
 
-chaos: $(STAMP) browser ## faults, load and hostile input at full size (20-30 min on 2 cores); prints each checker report
+chaos: $(STAMP) browser ## faults, load and hostile input at full size (20-35 min on 2 cores); prints each checker report
 	VIGIL_CHAOS=full VIGIL_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -p no:cacheprovider -s -ra $(CHAOS_SUITES)
 
 lint: $(STAMP) ## ruff and mypy --strict
