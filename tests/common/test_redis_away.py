@@ -10,11 +10,11 @@ import aiohttp
 import grpc
 import pytest
 from grpc import aio
-from vigil.v1 import ingest_pb2, ingest_pb2_grpc
+from vigil.v1 import ingest_pb2_grpc
 
 from services.common.auth import dashboard_token
 from services.common.embedded_redis import EmbeddedRedis, free_port
-from tests.support.clients import token_for
+from tests.support.clients import hello, token_for
 from tests.support.services import running
 
 
@@ -45,7 +45,7 @@ async def test_device_stream_ends_unavailable_when_redis_is_gone(
             call = ingest_pb2_grpc.IngestStub(channel).Stream(
                 metadata=(("authorization", f"Bearer {token_for(device_secret, 'd-1')}"),)
             )
-            await call.write(ingest_pb2.DeviceMessage(hello=ingest_pb2.Hello(device_id="d-1")))
+            await call.write(hello("d-1"))
             with pytest.raises(aio.AioRpcError) as ended:
                 await call.read()
     finally:

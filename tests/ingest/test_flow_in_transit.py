@@ -8,11 +8,10 @@ from __future__ import annotations
 import grpc
 from grpc import aio
 from redis.asyncio import Redis
-from vigil.v1 import ingest_pb2
 
 from services.ingest.server import IngestApp
 from tests.ingest.test_limits import Counted
-from tests.support.clients import device_stream, reading, token_for
+from tests.support.clients import batch, device_stream, reading, token_for
 from tests.support.faultproxy import FaultProxy
 from tests.support.services import running
 
@@ -49,8 +48,7 @@ async def test_batches_written_under_the_old_window_are_not_strikes(
                     flow._changed_at = -1e9  # no rate limit on these changes
                     assert flow.decide() == window
                 for seq in range(1, 9):
-                    batch = ingest_pb2.ReadingBatch(seq=seq, readings=[reading("t", 1.0)])
-                    await dev.call.write(ingest_pb2.DeviceMessage(batch=batch))
+                    await dev.call.write(batch(seq, [reading("t", 1.0)]))
                 acked: set[int] = set()
                 windows: list[int] = []
                 while len(acked) < 8:

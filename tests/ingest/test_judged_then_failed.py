@@ -26,6 +26,7 @@ from services.common import keys
 from services.common.bootstrap import start
 from services.detector.server import DetectorApp
 from tests.ingest.test_limits import final_status
+from tests.support.clients import batch as device_batch
 from tests.support.clients import device_stream, reading, token_for
 from tests.support.services import running
 
@@ -40,8 +41,7 @@ sensors:
 
 
 def batch(seq: int, value: float) -> ingest_pb2.DeviceMessage:
-    readings = [reading("temperature", value, time.time())]
-    return ingest_pb2.DeviceMessage(batch=ingest_pb2.ReadingBatch(seq=seq, readings=readings))
+    return device_batch(seq, [reading("temperature", value, time.time())])
 
 
 async def test_batches_judged_before_a_failed_detect_are_committed_and_acked(

@@ -11,11 +11,10 @@ from __future__ import annotations
 import grpc
 from grpc import aio
 from redis.asyncio import Redis
-from vigil.v1 import ingest_pb2
 
 from services.ingest.server import IngestApp
 from tests.ingest.test_limits import Counted, final_status, ingest
-from tests.support.clients import device_stream, reading, token_for
+from tests.support.clients import batch, device_stream, reading, token_for
 
 OLD_WINDOW = 8
 
@@ -38,8 +37,7 @@ async def test_batches_sent_under_the_old_window_are_read_without_a_strike(
             flow.decide()
         # The device has not read those Flow messages yet: it fills the window it knows.
         for seq in range(1, OLD_WINDOW + 1):
-            batch = ingest_pb2.ReadingBatch(seq=seq, readings=[reading("t", 1.0)])
-            await dev.call.write(ingest_pb2.DeviceMessage(batch=batch))
+            await dev.call.write(batch(seq, [reading("t", 1.0)]))
         acked: set[int] = set()
         flows: list[int] = []
         while len(acked) < OLD_WINDOW:
@@ -52,9 +50,8 @@ async def test_batches_sent_under_the_old_window_are_read_without_a_strike(
         assert flows == [4, 2, 1]
         # It has read them now: past the window it was told, it is cut off (0 strikes).
         for seq in (OLD_WINDOW + 1, OLD_WINDOW + 2):
-            batch = ingest_pb2.ReadingBatch(seq=seq, readings=[reading("t", 1.0)])
             try:
-                await dev.call.write(ingest_pb2.DeviceMessage(batch=batch))
+                await dev.call.write(batch(seq, [reading("t", 1.0)]))
             except (aio.AioRpcError, aio.UsageError, grpc.RpcError):
                 break  # the server already ended the stream
         code, details = await final_status(dev.call)

@@ -26,6 +26,7 @@ from services.common import keys
 from services.common.auth import dashboard_token, device_token
 from services.common.events import publish
 from tests.notifier.conftest import Notifier, alert, notifier_at
+from tests.support.clients import batch as device_batch
 from tests.support.clients import hello, reading, stream_status, token_for
 
 
@@ -70,9 +71,7 @@ async def ingest_status(target: str, token: str, messages: list[ingest_pb2.Devic
 
 
 def batch(seq: int) -> ingest_pb2.DeviceMessage:
-    return ingest_pb2.DeviceMessage(
-        batch=ingest_pb2.ReadingBatch(seq=seq, readings=[reading("temperature", 99.0)])
-    )
+    return device_batch(seq, [reading("temperature", 99.0)])
 
 
 async def traces_of(redis: Redis, device_id: str) -> list[str]:

@@ -22,8 +22,8 @@ def reading(sensor: str, value: float, at: float | None = None) -> common_pb2.Re
     return common_pb2.Reading(sensor=sensor, value=value, time=from_seconds(at or time.time()))
 
 
-def hello(device_id: str) -> ingest_pb2.DeviceMessage:
-    return ingest_pb2.DeviceMessage(hello=ingest_pb2.Hello(device_id=device_id))
+def hello(device_id: str, labels: dict[str, str] | None = None) -> ingest_pb2.DeviceMessage:
+    return ingest_pb2.DeviceMessage(hello=ingest_pb2.Hello(device_id=device_id, labels=labels))
 
 
 def batch(seq: int, readings: Sequence[common_pb2.Reading]) -> ingest_pb2.DeviceMessage:
@@ -37,19 +37,13 @@ class DeviceStream:
         self.call = call
 
     async def hello(self, device_id: str, labels: dict[str, str] | None = None) -> ingest_pb2.Flow:
-        await self.call.write(
-            ingest_pb2.DeviceMessage(
-                hello=ingest_pb2.Hello(device_id=device_id, labels=labels or {})
-            )
-        )
+        await self.call.write(hello(device_id, labels))
         reply = await asyncio.wait_for(self.call.read(), 10)
         assert reply.WhichOneof("kind") == "flow", reply
         return reply.flow
 
     async def send(self, seq: int, readings: Sequence[common_pb2.Reading]) -> ingest_pb2.Ack:
-        await self.call.write(
-            ingest_pb2.DeviceMessage(batch=ingest_pb2.ReadingBatch(seq=seq, readings=readings))
-        )
+        await self.call.write(batch(seq, readings))
         reply = await asyncio.wait_for(self.call.read(), 10)
         assert reply is not aio.EOF and reply.WhichOneof("kind") == "ack", reply
         return reply.ack
