@@ -102,7 +102,6 @@ class Stack:
 
     async def run(self) -> int:
         secrets = local_secrets.load_or_create(self.state_dir)
-        wanted = default_ports()
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -111,7 +110,7 @@ class Stack:
 
         started = time.monotonic()
         try:
-            ports, dashboard_port, base_env = await self._start_on_ports(secrets, wanted)
+            ports, dashboard_port, base_env = await self._start_on_ports(secrets)
             token = auth.dashboard_token(secrets["dashboard"], "local")
             url = f"http://{HOST}:{dashboard_port}/?token={token}"
             self._write_state(ports, dashboard_port, url)
@@ -146,7 +145,7 @@ class Stack:
         return 0
 
     async def _start_on_ports(
-        self, secrets: dict[str, str], wanted: dict[str, int]
+        self, secrets: dict[str, str]
     ) -> tuple[dict[str, tuple[int, int]], int, dict[str, str]]:
         """Choose the ports and start on them: each service's (gRPC, metrics) ports, the
         dashboard's and the services' env. With `--free-ports`, starts again on other
@@ -154,7 +153,7 @@ class Stack:
         attempt = 0
         while True:
             attempt += 1
-            chosen = self._ports(wanted)
+            chosen = self._ports(default_ports())
             ports = {
                 name: (chosen[f"{name} gRPC"], chosen[f"{name} metrics"]) for name in DEFAULT_PORTS
             }

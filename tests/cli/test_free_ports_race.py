@@ -35,7 +35,7 @@ async def test_a_port_taken_meanwhile_is_replaced_by_another(
     up = Stack(tmp_path, devices=0, rate=1.0, free_ports=True)
     try:
         secrets = local_secrets.load_or_create(tmp_path)
-        ports, dashboard, _ = await up._start_on_ports(secrets, default_ports())
+        ports, dashboard, _ = await up._start_on_ports(secrets)
         assert len(calls) == 2
         assert {port for pair in ports.values() for port in pair} | {dashboard} == set(
             calls[1][:-1]
@@ -67,6 +67,6 @@ async def test_without_free_ports_a_taken_port_is_not_retried(
         monkeypatch.setattr(Stack, "_ports", lambda self, wanted: ports)
         try:
             with pytest.raises(stack.ConfigError, match=f"port 127.0.0.1:{taken} of the notifier"):
-                await up._start_on_ports(local_secrets.load_or_create(tmp_path), default_ports())
+                await up._start_on_ports(local_secrets.load_or_create(tmp_path))
         finally:
             await up._stop_all()
